@@ -1,0 +1,72 @@
+# Infrastructure targets: Terraform checks, checkov, the local Glue 5.0 image, deployment.
+# Included by the main Makefile (`-include make/infra.mk`); every target with a `## ` comment shows
+# up in `make help`. Defaults use ?= so the main Makefile's values win.
+
+VENV ?= .venv
+PY ?= $(VENV)/bin/python
+
+TF ?= terraform
+TF_DIR ?= terraform
+TFVARS ?= $(TF_DIR)/terraform.tfvars
+
+# checkov pins an old boto3, so it lives in its own virtualenv, never in .venv.
+CHECKOV_VERSION ?= 3.3.30
+# The main Makefile's PYTHON (python3.11) when it has one, else python3.
+CHECKOV_PYTHON ?= $(or $(PYTHON),python3)
+CHECKOV_VENV ?= .tools/checkov
+CHECKOV := $(CHECKOV_VENV)/bin/checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
+
+DOCKER_ENV ?= docker/.env
+COMPOSE ?= docker compose -f docker/docker-compose.yml --env-file $(DOCKER_ENV)
+# What `make docker-run` runs in the Glue image: seed ToteSys (once), then one workflow run.
+DOCKER_RUN_CMD ?= python3 -m shared.cli seed --if-empty && python3 -m shared.cli run
+
+.PHONY: tf-fmt tf-check tf-plan checkov-env checkov docker-build docker-test docker-run docker-down deploy destroy
+
+tf-fmt: ## terraform fmt -check over terraform/ (no providers needed)
+	$(TF) fmt -check -recursive $(TF_DIR)
+
+checkov-env: $(CHECKOV_STAMP) ## create the checkov tool virtualenv (.tools/checkov, pinned version)
+
+$(CHECKOV_STAMP):
+	@command -v $(CHECKOV_PYTHON) >/dev/null || { echo "need $(CHECKOV_PYTHON) to create $(CHECKOV_VENV)"; exit 1; }
+	rm -rf $(CHECKOV_VENV)
+	$(CHECKOV_PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet 'checkov==$(CHECKOV_VERSION)'
+	touch $@
+
+checkov: $(CHECKOV_STAMP) ## static security checks of terraform/ (0 failed; skips are inline with reasons)
+	$(CHECKOV) -d $(TF_DIR) --skip-download --quiet --compact
+
+tf-check: tf-fmt checkov ## everything that checks Terraform offline: fmt + checkov
+
+tf-plan: ## terraform init + plan with terraform/terraform.tfvars (needs AWS credentials and `make package` output)
+	@test -f $(TFVARS) || { echo "$(TFVARS) missing: copy $(TF_DIR)/terraform.tfvars.example and fill it in"; exit 1; }
+	$(TF) -chdir=$(TF_DIR) init -input=false
+	$(TF) -chdir=$(TF_DIR) plan -input=false -var-file=$(abspath $(TFVARS))
+
+deploy: package ## package the jobs, then terraform init + apply with terraform/terraform.tfvars (needs AWS credentials)
+	@test -f $(TFVARS) || { echo "$(TFVARS) missing: copy $(TF_DIR)/terraform.tfvars.example and fill it in"; exit 1; }
+	$(TF) -chdir=$(TF_DIR) init -input=false
+	$(TF) -chdir=$(TF_DIR) apply -input=false -var-file=$(abspath $(TFVARS))
+
+destroy: ## terraform destroy with terraform/terraform.tfvars (set force_destroy = true first to empty the buckets)
+	@test -f $(TFVARS) || { echo "$(TFVARS) missing"; exit 1; }
+	$(TF) -chdir=$(TF_DIR) destroy -input=false -var-file=$(abspath $(TFVARS))
+
+$(DOCKER_ENV):
+	@echo "$(DOCKER_ENV) missing: cp docker/.env.template $(DOCKER_ENV) and set the passwords"; exit 1
+
+docker-build: $(DOCKER_ENV) ## build the local Glue 5.0 image (public.ecr.aws/glue/aws-glue-libs:5 + test deps + JDBC)
+	$(COMPOSE) build glue
+
+docker-test: $(DOCKER_ENV) ## run pytest inside the Glue 5.0 image (the real Glue Spark and awsglue)
+	$(COMPOSE) run --rm --build glue "python3 -m pytest -q -p no:cacheprovider"
+
+docker-run: $(DOCKER_ENV) ## seed the compose ToteSys and run extract -> transform -> load in the Glue image
+	$(COMPOSE) run --rm --build glue "$(DOCKER_RUN_CMD)"
+
+docker-down: $(DOCKER_ENV) ## stop the compose databases and delete their volumes and the lake volume
+	$(COMPOSE) down --volumes

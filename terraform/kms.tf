@@ -1,0 +1,78 @@
+# One customer-managed key for the stack's data at rest: the data buckets, the secrets, the alert
+# topic, Glue's logs and bookmarks (security configuration) and the job-run log group.
+#
+# A customer key rather than the AWS-managed ones because (1) EventBridge and CloudWatch alarms can
+# only publish to an encrypted SNS topic whose key policy lets them use the key, which the
+# AWS-managed aws/sns key does not, and (2) it gives one place to grant or revoke read access to
+# the lake (Athena users need kms:Decrypt on it, through IAM).
+
+resource "aws_kms_key" "this" {
+  description             = "${var.name_prefix}: Terrific Totes ETL data at rest"
+  enable_key_rotation     = true
+  deletion_window_in_days = 30
+  policy                  = data.aws_iam_policy_document.kms.json
+}
+
+resource "aws_kms_alias" "this" {
+  name          = "alias/${var.name_prefix}-etl"
+  target_key_id = aws_kms_key.this.key_id
+}
+
+data "aws_iam_policy_document" "kms" {
+  # Key policies always name "*" as the resource: it means "this key".
+  #checkov:skip=CKV_AWS_109:A key policy's resource "*" is the key itself; the account root statement is the standard delegation to IAM.
+  #checkov:skip=CKV_AWS_111:A key policy's resource "*" is the key itself; write access is limited by the principals and conditions below.
+  #checkov:skip=CKV_AWS_356:A key policy's resource "*" is the key itself, not every resource.
+
+  statement {
+    sid       = "AccountAdministersKeyThroughIAM"
+    actions   = ["kms:*"]
+    resources = ["*"]
+
+    principals {
+      type        = "AWS"
+      identifiers = ["arn:${local.partition}:iam::${local.account_id}:root"]
+    }
+  }
+
+  statement {
+    sid = "CloudWatchLogsEncryptsThisAccountsLogGroups"
+    actions = [
+      "kms:Encrypt*",
+      "kms:Decrypt*",
+      "kms:ReEncrypt*",
+      "kms:GenerateDataKey*",
+      "kms:Describe*",
+    ]
+    resources = ["*"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["logs.${local.region}.amazonaws.com"]
+    }
+
+    condition {
+      test     = "ArnLike"
+      variable = "kms:EncryptionContext:aws:logs:arn"
+      values   = ["arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:*"]
+    }
+  }
+
+  statement {
+    sid     = "EventBridgeAndAlarmsPublishToTheEncryptedTopic"
+    actions = ["kms:Decrypt", "kms:GenerateDataKey*"]
+    # Both services publish to the alert topic (monitoring.tf); SNS needs them to use the key.
+    resources = ["*"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["events.amazonaws.com", "cloudwatch.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+  }
+}
