@@ -144,7 +144,9 @@ class Settings:
     def catalog_dir(self) -> Path:
         """The local Derby metastore lives with the lake it describes (local lakes only)."""
         if is_s3(self.lake_root):
-            raise ConfigError("LAKE_ROOT is on S3: the catalog is the Glue Data Catalog, not a local metastore")
+            raise ConfigError(
+                "LAKE_ROOT is on S3: the catalog is the Glue Data Catalog, not a local metastore"
+            )
         return Path(self.lake_root) / "_catalog"
 
     def require_totesys(self) -> PgUrl:
@@ -190,7 +192,9 @@ class Settings:
         return cls(
             lake_root=lake.rstrip("/") if is_s3(lake) else lake,
             totesys=parse_pg_url("TOTESYS_URL", env["TOTESYS_URL"]) if env.get("TOTESYS_URL") else None,
-            warehouse=parse_pg_url("WAREHOUSE_URL", env["WAREHOUSE_URL"]) if env.get("WAREHOUSE_URL") else None,
+            warehouse=parse_pg_url("WAREHOUSE_URL", env["WAREHOUSE_URL"])
+            if env.get("WAREHOUSE_URL")
+            else None,
             ingestion_root=ingestion,
             catalog_database=db,
             lookback_minutes=lookback,

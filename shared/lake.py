@@ -92,7 +92,9 @@ class S3Storage:
     def list_names(self, location: str) -> list[str]:
         bucket, key = self._split(location.rstrip("/") + "/")
         names: set[str] = set()
-        for page in self._s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key, Delimiter="/"):
+        for page in self._s3.get_paginator("list_objects_v2").paginate(
+            Bucket=bucket, Prefix=key, Delimiter="/"
+        ):
             names.update(p["Prefix"][len(key) :].rstrip("/") for p in page.get("CommonPrefixes", []))
             names.update(o["Key"][len(key) :] for o in page.get("Contents", []))
         return sorted(n for n in names if n and not n.startswith("."))

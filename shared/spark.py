@@ -59,7 +59,9 @@ def build_spark(catalog_dir: Path, app_name: str = "totes", shuffle_partitions: 
     )
     jar = jdbc_jar()
     if jar:
-        builder = builder.config("spark.jars", jar)
+        # Also on the driver's own classpath: the load's transaction uses java.sql.DriverManager
+        # directly, which does not see jars added by spark.jars.
+        builder = builder.config("spark.jars", jar).config("spark.driver.extraClassPath", jar)
     else:  # no local driver: let Spark fetch it (needs Maven Central)
         builder = builder.config("spark.jars.packages", JDBC_PACKAGE)
     spark = builder.getOrCreate()

@@ -1,0 +1,79 @@
+"""The extract job: ToteSys tables over JDBC -> JSON in the ingestion zone, incrementally.
+
+Each run writes new objects only: `<ingestion>/<table>/extract_run=<run_id>/part-*.json`, every row
+carrying `_extract_run_id`. The run is published by a manifest `<ingestion>/_manifests/<run_id>.json`
+written after all its data and just before the bookmark commit: the transform reads only runs with
+a manifest, so output of a run that died half-way is never read as complete (and its rows are
+extracted again by the next run, from the uncommitted bookmark).
+Called by glue_jobs/extract.py (Glue) and `totes run` (locally) through `run()`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from pyspark.sql import functions as F
+
+from shared.config import join
+from shared.lake import storage_for, write_json
+from shared.runtime import JobContext
+from shared.schema import EXTRACT_ORDER, SOURCE_TABLES, SourceTable
+from shared.sources import Increment
+
+JSON_TIMESTAMP_FORMAT = "yyyy-MM-dd'T'HH:mm:ss.SSSSSS"
+ROWS_PER_JSON_FILE = 1_000_000
+
+Reader = Callable[[JobContext, SourceTable], Increment]
+
+
+def transformation_ctx(table: str) -> str:
+    """Stable bookmark context names: renaming one would re-extract that table from scratch."""
+    return f"extract_{table}"
+
+
+def ingestion_path(ingestion_root: str, table: str, run_id: str) -> str:
+    return join(ingestion_root, table, f"extract_run={run_id}")
+
+
+def manifest_path(ingestion_root: str, run_id: str) -> str:
+    return join(ingestion_root, "_manifests", f"{run_id}.json")
+
+
+def run(ctx: JobContext, read: Reader) -> dict[str, Any] | None:
+    """Extract every table's increment; publish a manifest if anything was new; commit bookmarks.
+
+    `read` is the runtime's incremental reader (local bookmark emulation or Glue's own).
+    Returns the manifest, or None when no table had new rows (then nothing at all is written).
+    """
+    counts: dict[str, int] = {}
+    for name in EXTRACT_ORDER:
+        table = SOURCE_TABLES[name]
+        increment = read(ctx, table)
+        try:
+            rows = increment.rows.withColumn("_extract_run_id", F.lit(ctx.run_id))
+            count = increment.rows.count()
+            if count:
+                files = max(1, -(-count // ROWS_PER_JSON_FILE))
+                (
+                    rows.coalesce(files)
+                    .write.mode("errorifexists")  # never overwrite: every run writes new objects
+                    .option("timestampFormat", JSON_TIMESTAMP_FORMAT)
+                    .option("ignoreNullFields", "false")
+                    .json(ingestion_path(ctx.settings.ingestion, name, ctx.run_id))
+                )
+            counts[name] = count
+            ctx.report.table(name).read = count
+            ctx.report.table(name).written = count
+        finally:
+            increment.rows.unpersist()
+        if increment.bookmark is not None:
+            ctx.set_bookmark(transformation_ctx(name), increment.bookmark)
+    manifest = None
+    if any(counts.values()):
+        manifest = {"run_id": ctx.run_id, "tables": {t: n for t, n in counts.items() if n}}
+        write_json(
+            storage_for(ctx.settings.ingestion), manifest_path(ctx.settings.ingestion, ctx.run_id), manifest
+        )
+    ctx.commit()
+    return manifest

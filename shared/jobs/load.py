@@ -1,0 +1,73 @@
+"""The load job: what the transform published since the last load -> the PostgreSQL warehouse.
+
+Stage over JDBC (Spark writes `etl_staging.<table>`), then apply everything in one transaction
+(shared/warehouse.py): dimensions upserted by key, fact versions inserted once. The bookmark is the
+last transform run loaded; facts are selected by their `transform_run_id`, dimensions by the run
+that last changed them. A failure before the commit leaves the warehouse as it was; a failure after
+it is harmless because applying the same rows again changes nothing.
+Called by glue_jobs/load.py (Glue) and `totes run` (locally) through `run()`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pyspark.sql import functions as F
+
+from shared.jobs.transform import current_path
+from shared.lake import read_json, storage_for
+from shared.runtime import JobContext
+from shared.star import FACT_VERSION_KEYS, STAR_SCHEMAS
+from shared.warehouse import LOAD_ORDER, apply_load, ensure_schema, staging_table
+
+BOOKMARK = "load_watermark"
+
+
+def run(ctx: JobContext) -> dict[str, int] | None:
+    """Load every transform run published after the bookmark; commit. Returns rows changed per table."""
+    spark, settings = ctx.spark, ctx.settings
+    warehouse = settings.require_warehouse()
+    published: dict[str, Any] | None = read_json(
+        storage_for(settings.processed), current_path(settings.processed)
+    )
+    watermark: str = (ctx.bookmark(BOOKMARK) or {}).get("transform_run_id", "")
+    ensure_schema(spark, warehouse)
+    if published is None or published["run_id"] <= watermark:
+        ctx.commit()
+        return None
+
+    staged: list[str] = []
+    for table in LOAD_ORDER:
+        entry = published["tables"].get(table)
+        if entry is None or entry["changed_run"] <= watermark:
+            continue
+        rows = spark.read.parquet(entry["location"])
+        if table in FACT_VERSION_KEYS:
+            rows = rows.where(
+                (F.col("transform_run_id") > F.lit(watermark))
+                & (F.col("transform_run_id") <= F.lit(published["run_id"]))
+            )
+        rows = rows.select([f.name for f in STAR_SCHEMAS[table].fields])
+        (
+            rows.write.format("jdbc")
+            .mode("overwrite")
+            .option(
+                "url",
+                warehouse.jdbc_url
+                + ("&" if "?" in warehouse.jdbc_url else "?")
+                + "reWriteBatchedInserts=true",
+            )
+            .option("dbtable", staging_table(table))
+            .option("batchsize", "10000")
+            .options(**warehouse.jdbc_properties)
+            .save()
+        )
+        staged.append(table)
+        ctx.report.table(table).read = rows.count()
+
+    changed = apply_load(spark, warehouse, staged)
+    for table, count in changed.items():
+        ctx.report.table(table).loaded = count
+    ctx.set_bookmark(BOOKMARK, {"transform_run_id": published["run_id"]})
+    ctx.commit()
+    return changed
