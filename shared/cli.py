@@ -1,0 +1,264 @@
+"""`totes`: the command line for people (and `make run`).
+
+    totes run [--job extract|transform|load]   one workflow run (or one job)
+    totes seed [--from-parquet DIR | --scale N] [--if-empty]
+    totes simulate [--sales-orders N ...]      changes like the live ToteSys makes
+    totes status                                 bookmarks, last runs, row counts, quarantine
+    totes query "SQL"                            SQL over the processed lake through the catalog
+    totes db start|stop|urls                     the embedded PostgreSQL
+
+Settings come from the environment (TOTESYS_URL, WAREHOUSE_URL, LAKE_ROOT, CATALOG_DATABASE,
+LOOKBACK_MINUTES), overridable by flags. Without TOTESYS_URL / WAREHOUSE_URL an embedded PostgreSQL
+under `.local/pg` serves both databases. Errors print one line and exit non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from shared.config import ConfigError, PgUrl, Settings, parse_pg_url
+from shared.runtime import JobReport
+
+LOCAL_HOME = Path(os.environ.get("TOTES_HOME", ".local"))
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+def _embedded():  # type: ignore[no-untyped-def]
+    from shared.embedded_pg import EmbeddedPostgres
+
+    return EmbeddedPostgres(LOCAL_HOME / "pg")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    env = dict(os.environ)
+    for flag, var in (
+        ("totesys_url", "TOTESYS_URL"),
+        ("warehouse_url", "WAREHOUSE_URL"),
+        ("lake_root", "LAKE_ROOT"),
+        ("catalog_database", "CATALOG_DATABASE"),
+    ):
+        value = getattr(args, flag, None)
+        if value:
+            env[var] = value
+    return Settings.from_env(env, default_lake=str(LOCAL_HOME / "lake"))
+
+
+def _with_databases(settings: Settings, *, admin: bool = False) -> Settings:
+    """Resolve unset database URLs to the embedded server (started if needed)."""
+    if settings.totesys and settings.warehouse:
+        return settings
+    server = _embedded()
+    server.start()
+    for name in ("totesys", "warehouse"):
+        server.create_database(name)
+    reader = "totes_admin" if admin else "totesys_reader"
+    return settings.with_databases(
+        parse_pg_url("TOTESYS_URL", server.url("totesys", user=reader)),
+        parse_pg_url("WAREHOUSE_URL", server.url("warehouse")),
+    )
+
+
+def _admin_totesys(settings: Settings) -> PgUrl:
+    """The URL seed/simulate write through: TOTESYS_URL if given, else the embedded admin."""
+    if settings.totesys is not None:
+        return settings.totesys
+    return _with_databases(settings, admin=True).require_totesys()
+
+
+def _spark(settings: Settings):  # type: ignore[no-untyped-def]
+    from shared.spark import build_spark
+
+    return build_spark(settings.catalog_dir)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from shared.pipeline import JOBS, JobFailed, run_workflow
+
+    settings = _with_databases(_settings(args))
+    jobs = [args.job] if args.job else list(JOBS)
+    print(f"totes run: {' -> '.join(jobs)}")
+    print(f"  ToteSys   {settings.require_totesys().masked}")
+    print(f"  warehouse {settings.require_warehouse().masked}")
+    print(f"  lake      {settings.lake_root}  (catalog database '{settings.catalog_database}')")
+    started = time.monotonic()
+    spark = _spark(settings)
+    print(f"  spark ready in {time.monotonic() - started:.1f} s")
+    try:
+        reports = run_workflow(spark, settings, jobs)
+    except JobFailed as failed:
+        _print_reports(failed.reports)
+        print(f"FAILED: {failed}", file=sys.stderr)
+        return EXIT_FAILED
+    _print_reports(reports)
+    print(f"total {time.monotonic() - started:.1f} s (Spark start-up included)")
+    print(
+        "\nLook at the result:\n"
+        "  .venv/bin/totes status\n"
+        '  .venv/bin/totes query "SELECT * FROM fact_sales_order ORDER BY created_date DESC LIMIT 5"\n'
+        f"  psql '{settings.require_warehouse().conninfo}'   (the warehouse)\n"
+        "Make changes like the live ToteSys, then run again (incremental):\n"
+        "  .venv/bin/totes simulate --paid-batch --edits 3 && make run"
+    )
+    return 0
+
+
+def _print_reports(reports: Sequence[JobReport]) -> None:
+    for report in reports:
+        print(f"\n{report.job} [{report.status}] run {report.run_id} in {report.seconds:.1f} s")
+        if report.message:
+            print(f"  {report.message}")
+        if not report.tables:
+            print("  nothing new")
+            continue
+        print(f"  {'table':<22}{'read':>10}{'written':>10}{'quarantined':>13}{'loaded':>10}")
+        for name, stats in sorted(report.tables.items()):
+            print(f"  {name:<22}{stats.read:>10}{stats.written:>10}{stats.quarantined:>13}{stats.loaded:>10}")
+
+
+def cmd_seed(args: argparse.Namespace) -> int:
+    from shared import totesys
+
+    url = _admin_totesys(_settings(args)).conninfo
+    totesys.create_schema(url)
+    if args.if_empty and any(totesys.table_counts(url).values()):
+        print("totes seed: ToteSys already has data; left as it is (--if-empty)")
+        return 0
+    if any(totesys.table_counts(url).values()):
+        print("totes seed: ToteSys is not empty; refusing to add a second copy", file=sys.stderr)
+        return EXIT_FAILED
+    started = time.monotonic()
+    if args.from_parquet:
+        counts = totesys.seed_from_parquet(url, Path(args.from_parquet))
+    else:
+        counts = totesys.seed_synthetic(url, scale=args.scale, seed=args.seed)
+    print(f"totes seed: {sum(counts.values()):,} rows in {time.monotonic() - started:.1f} s")
+    for table, count in sorted(counts.items()):
+        print(f"  {table:<16}{count:>10,}")
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from shared import totesys
+
+    url = _admin_totesys(_settings(args)).conninfo
+    done = totesys.simulate(
+        url,
+        sales_orders=args.sales_orders,
+        purchase_orders=args.purchase_orders,
+        paid_batch=args.paid_batch,
+        edits=args.edits,
+        seed=args.seed,
+    )
+    print("totes simulate: " + ", ".join(f"{k} {v}" for k, v in done.items()))
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from shared import status
+
+    settings = _with_databases(_settings(args))
+    print(
+        json.dumps(status.collect(settings), indent=2, default=str) if args.json else status.render(settings)
+    )
+    return 0
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    spark = _spark(settings)
+    if not spark.catalog.databaseExists(settings.catalog_database):
+        raise ConfigError(
+            f"catalog database '{settings.catalog_database}' does not exist yet: run `totes run` first"
+        )
+    spark.catalog.setCurrentDatabase(settings.catalog_database)
+    result = spark.sql(args.sql)
+    result.show(n=args.limit, truncate=False)
+    return 0
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    server = _embedded()
+    if args.action == "stop":
+        server.stop()
+        print("embedded PostgreSQL stopped")
+        return 0
+    server.start()
+    for name in ("totesys", "warehouse"):
+        server.create_database(name)
+    print(f"embedded PostgreSQL on 127.0.0.1:{server.port} (data in {LOCAL_HOME / 'pg'})")
+    if args.action == "urls":
+        print(f"TOTESYS_URL={server.url('totesys', user='totesys_reader')}")
+        print(f"WAREHOUSE_URL={server.url('warehouse')}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="totes", description="Terrific Totes ETL: ToteSys -> lake -> warehouse"
+    )
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--totesys-url", help="postgresql:// URL of ToteSys (env TOTESYS_URL)")
+    common.add_argument("--warehouse-url", help="postgresql:// URL of the warehouse (env WAREHOUSE_URL)")
+    common.add_argument("--lake-root", help="local folder or s3://bucket/prefix (env LAKE_ROOT)")
+    common.add_argument("--catalog-database", help="catalog database name (env CATALOG_DATABASE)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", parents=[common], help="one workflow run: extract -> transform -> load")
+    p.add_argument("--job", choices=["extract", "transform", "load"], help="run only this job")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("seed", parents=[common], help="create and fill the ToteSys database")
+    p.add_argument("--from-parquet", metavar="DIR", help="load a snapshot (one Parquet file per table)")
+    p.add_argument("--scale", type=float, default=1.0, help="synthetic volume, 1 = the real sizes")
+    p.add_argument("--seed", type=int, default=42, help="random seed for synthetic data")
+    p.add_argument("--if-empty", action="store_true", help="do nothing if ToteSys already has rows")
+    p.set_defaults(func=cmd_seed)
+
+    p = sub.add_parser("simulate", parents=[common], help="apply changes like the live ToteSys")
+    p.add_argument("--sales-orders", type=int, default=21)
+    p.add_argument("--purchase-orders", type=int, default=9)
+    p.add_argument("--paid-batch", action="store_true", help="run the daily paid-payments batch")
+    p.add_argument("--edits", type=int, default=0, help="updates to existing rows")
+    p.add_argument("--seed", type=int, default=None)
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("status", parents=[common], help="bookmarks, last runs, row counts, quarantine")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("query", parents=[common], help="SQL over the processed lake (catalog tables)")
+    p.add_argument("sql")
+    p.add_argument("--limit", type=int, default=50)
+    p.set_defaults(func=cmd_query)
+
+    p = sub.add_parser("db", help="the embedded PostgreSQL")
+    p.add_argument("action", choices=["start", "stop", "urls"])
+    p.set_defaults(func=cmd_db)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+        return code
+    except ConfigError as exc:
+        print(f"totes: configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as exc:  # one line, never a Java stack trace
+        from shared.pipeline import one_line
+
+        print(f"totes: {one_line(exc)}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
