@@ -16,6 +16,7 @@ from typing import Any
 from pyspark.sql import functions as F
 
 from shared.config import join
+from shared.faults import checkpoint
 from shared.lake import storage_for, write_json
 from shared.runtime import JobContext
 from shared.schema import EXTRACT_ORDER, SOURCE_TABLES, SourceTable
@@ -69,11 +70,14 @@ def run(ctx: JobContext, read: Reader) -> dict[str, Any] | None:
             increment.rows.unpersist()
         if increment.bookmark is not None:
             ctx.set_bookmark(transformation_ctx(name), increment.bookmark)
+        if count:
+            checkpoint("extract:mid")
     manifest = None
     if any(counts.values()):
         manifest = {"run_id": ctx.run_id, "tables": {t: n for t, n in counts.items() if n}}
         write_json(
             storage_for(ctx.settings.ingestion), manifest_path(ctx.settings.ingestion, ctx.run_id), manifest
         )
+    checkpoint("extract:before_commit")
     ctx.commit()
     return manifest

@@ -14,6 +14,7 @@ from typing import Any
 
 from pyspark.sql import functions as F
 
+from shared.faults import checkpoint
 from shared.jobs.transform import current_path
 from shared.lake import read_json, storage_for
 from shared.runtime import JobContext
@@ -65,7 +66,9 @@ def run(ctx: JobContext) -> dict[str, int] | None:
         staged.append(table)
         ctx.report.table(table).read = rows.count()
 
+    checkpoint("load:before_apply")
     changed = apply_load(spark, warehouse, staged)
+    checkpoint("load:after_apply")
     for table, count in changed.items():
         ctx.report.table(table).loaded = count
     ctx.set_bookmark(BOOKMARK, {"transform_run_id": published["run_id"]})

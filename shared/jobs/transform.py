@@ -24,6 +24,7 @@ from pyspark.sql.types import DateType, StringType, StructField, StructType
 
 from shared import transforms as T
 from shared.config import join
+from shared.faults import checkpoint
 from shared.jobs.extract import JSON_TIMESTAMP_FORMAT, ingestion_path, manifest_path
 from shared.lake import read_json, storage_for, write_json
 from shared.quality import check_rows
@@ -181,6 +182,7 @@ def run(ctx: JobContext) -> dict[str, Any] | None:
         latest[table].write.mode("errorifexists").parquet(location)
         new_latest[table] = location
 
+    checkpoint("transform:mid")
     for dim, (builder, inputs) in DIMENSIONS.items():
         if not changed_sources.intersection(inputs) or not all(i in latest for i in inputs):
             continue
@@ -229,6 +231,7 @@ def run(ctx: JobContext) -> dict[str, Any] | None:
     }
     register_catalog(spark, settings.catalog_database, tables)
     write_json(storage_for(processed), current_path(processed), published)
+    checkpoint("transform:before_commit")
     ctx.set_bookmark(
         BOOKMARK,
         {
