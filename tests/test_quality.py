@@ -247,20 +247,10 @@ def test_foreign_keys_are_checked_against_the_known_keys(spark):
 
 def test_a_null_optional_foreign_key_is_not_unknown(spark):
     rows = [
-        row(
-            "transaction", transaction_id=1, transaction_type="SALE", sales_order_id=5, purchase_order_id=None
-        ),
-        row(
-            "transaction",
-            transaction_id=2,
-            transaction_type="PURCHASE",
-            sales_order_id=None,
-            purchase_order_id=9,
-        ),
-        row(
-            "transaction", transaction_id=3, transaction_type="SALE", sales_order_id=6, purchase_order_id=None
-        ),
-    ]
+        row("transaction", transaction_id=1, sales_order_id=5),  # a SALE: purchase_order_id NULL
+        row("transaction", transaction_id=2, transaction_type="PURCHASE", sales_order_id=None, purchase_order_id=9),
+        row("transaction", transaction_id=3, sales_order_id=6),
+    ]  # fmt: skip
     known = {
         "sales_order": keys(spark, "sales_order", [5]),
         "purchase_order": keys(spark, "purchase_order", [9]),
@@ -398,12 +388,14 @@ def _snapshot(spark: SparkSession, snapshot_dir: Path, tmp_path: Path, table: st
     )
 
 
-def test_the_whole_real_snapshot_passes_with_its_foreign_keys(spark, snapshot_dir, tmp_path):
-    tables = {name: _snapshot(spark, snapshot_dir, tmp_path, name) for name in SOURCE_TABLES}
-    known = {name: df.select(SOURCE_TABLES[name].primary_key) for name, df in tables.items()}
+def test_the_whole_real_snapshot_passes(spark, snapshot_dir, tmp_path):
+    # The calibration check: 48,000 real rows, awkward values and all, and not one may be quarantined
+    # by the NOT NULL, date or table checks. Foreign keys are left to the tiny tests above: joining
+    # eleven real tables costs seconds here and proves nothing more.
     rejects = [
-        check_rows(SOURCE_TABLES[name], df, known).rejected.select(F.lit(name).alias("table"), REASON_COLUMN)
-        for name, df in tables.items()
+        check_rows(source, _snapshot(spark, snapshot_dir, tmp_path, name)).rejected.select(
+            F.lit(name).alias("table"), REASON_COLUMN
+        )
+        for name, source in SOURCE_TABLES.items()
     ]
-    # One job for all eleven tables; the bounds must not quarantine a single real row.
-    assert reduce(DataFrame.unionByName, rejects).limit(5).collect() == []
+    assert reduce(DataFrame.unionByName, rejects).limit(5).collect() == []  # one job for all eleven
