@@ -102,7 +102,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         "\nLook at the result:\n"
         "  .venv/bin/totes status\n"
         '  .venv/bin/totes query "SELECT * FROM fact_sales_order ORDER BY created_date DESC LIMIT 5"\n'
-        f"  psql '{settings.require_warehouse().conninfo}'   (the warehouse)\n"
+        f"  psql {settings.require_warehouse().masked}   (the warehouse; `totes db urls` shows the embedded passwords)\n"
         "Make changes like the live ToteSys, then run again (incremental):\n"
         "  .venv/bin/totes simulate --paid-batch --edits 3 && make run"
     )

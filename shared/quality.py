@@ -52,10 +52,13 @@ class Checked:
     Attributes:
         valid: The input rows that pass, with the input's columns minus `_corrupt_record`.
         rejected: The failing rows, with the input's columns plus `_reason` (reasons joined by '; ').
+        annotated: Every input row with `_reason` ('' when it passes): `valid` and `rejected` are
+            filters over it, so persisting it lets both (and their counts) share one evaluation.
     """
 
     valid: DataFrame
     rejected: DataFrame
+    annotated: DataFrame
 
 
 # A rule is a string Column: the reason when the row fails, NULL when it passes (or cannot tell,
@@ -232,4 +235,4 @@ def check_rows(
         [c for c in input_columns if c != CORRUPT_COLUMN]
     )
     rejected = flagged.where(F.col(REASON_COLUMN) != "").select(*input_columns, REASON_COLUMN)
-    return Checked(valid=valid, rejected=rejected)
+    return Checked(valid=valid, rejected=rejected, annotated=flagged)

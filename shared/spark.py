@@ -46,6 +46,7 @@ def build_spark(catalog_dir: Path, app_name: str = "totes", shuffle_partitions: 
         .config("spark.sql.shuffle.partitions", str(shuffle_partitions))
         .config("spark.sql.adaptive.enabled", "true")
         .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
         .config("spark.driver.memory", os.environ.get("TOTES_DRIVER_MEMORY", "2g"))
         .config("spark.sql.warehouse.dir", str(catalog_dir / "warehouse"))
         .config(

@@ -27,7 +27,7 @@ from shared.config import join
 from shared.faults import checkpoint
 from shared.jobs.extract import JSON_TIMESTAMP_FORMAT, ingestion_path, manifest_path
 from shared.lake import read_json, storage_for, write_json
-from shared.quality import check_rows
+from shared.quality import CORRUPT_COLUMN, REASON_COLUMN, check_rows
 from shared.runtime import JobContext
 from shared.schema import SOURCE_TABLES
 from shared.star import FACT_FOREIGN_KEYS, FACT_SOURCES, FACT_VERSION_KEYS, STAR_SCHEMAS
@@ -132,11 +132,6 @@ def run(ctx: JobContext) -> dict[str, Any] | None:
         cached.append(df.persist())
         return cached[-1]
 
-    batch: dict[str, DataFrame] = {}
-    for table in VALIDATION_ORDER:
-        runs = sorted(m["run_id"] for m in manifests if m["tables"].get(table))
-        batch[table] = keep(read_ingestion(spark, settings.ingestion, table, runs))
-
     # Validate in dependency order; each table's keys are known once its own rows are validated.
     latest: dict[str, DataFrame] = {}
     changed_sources: set[str] = set()
@@ -145,19 +140,31 @@ def run(ctx: JobContext) -> dict[str, Any] | None:
     for table in VALIDATION_ORDER:
         source = SOURCE_TABLES[table]
         pk = source.primary_key
-        checked = check_rows(source, batch[table], known)
-        valid[table] = keep(checked.valid)
-        rejected = keep(checked.rejected)
-        n_read, n_rejected = batch[table].count(), rejected.count()
+        runs = sorted(m["run_id"] for m in manifests if m["tables"].get(table))
+        rows = read_ingestion(spark, settings.ingestion, table, runs)
+        n_read = n_rejected = 0
+        valid[table] = rows.drop(CORRUPT_COLUMN)
+        if runs:
+            checked = check_rows(source, rows, known)
+            # Persisting the annotated rows lets the counts, the valid side and the rejects share
+            # one parse and one validation: a single Spark action here per table.
+            annotated = keep(checked.annotated)
+            counts = annotated.agg(
+                F.count(F.lit(1)).alias("read"),
+                F.sum((F.col(REASON_COLUMN) != "").cast("int")).alias("rejected"),
+            ).first()
+            assert counts is not None
+            n_read, n_rejected = counts["read"], counts["rejected"] or 0
+            valid[table] = checked.valid
+            if n_rejected:
+                (
+                    checked.rejected.withColumn("_transform_run_id", F.lit(ctx.run_id))
+                    .coalesce(1)
+                    .write.mode("errorifexists")
+                    .json(join(settings.quarantine, table, f"transform_run={ctx.run_id}"))
+                )
         ctx.report.table(table).read = n_read
         ctx.report.table(table).quarantined = n_rejected
-        if n_rejected:
-            (
-                rejected.withColumn("_transform_run_id", F.lit(ctx.run_id))
-                .coalesce(1)
-                .write.mode("errorifexists")
-                .json(join(settings.quarantine, table, f"transform_run={ctx.run_id}"))
-            )
         if table in LATEST_TABLES:
             previous = _parquet_or_none(spark, state["latest"].get(table))
             if n_read > n_rejected:
@@ -188,8 +195,8 @@ def run(ctx: JobContext) -> dict[str, Any] | None:
             continue
         location = version_path(processed, dim, ctx.run_id)
         built = keep(builder(*(latest[i] for i in inputs)).coalesce(1))
+        built.write.mode("errorifexists").parquet(location)  # fills the cache: the count is cheap
         ctx.report.table(dim).written = built.count()
-        built.write.mode("errorifexists").parquet(location)
         tables[dim] = {"location": location, "changed_run": ctx.run_id, "kind": "dimension"}
 
     date_bounds: list[tuple[Any, Any]] = []
@@ -321,7 +328,7 @@ def _uri(location: str) -> str:
 
 
 def _catalog_location(spark: SparkSession, database: str, table: str) -> str | None:
-    if not spark.catalog.tableExists(table, database):
+    if not spark.catalog.tableExists(f"{database}.{table}"):
         return None
     rows = spark.sql(f"DESCRIBE TABLE EXTENDED `{database}`.`{table}`").collect()
     for row in rows:

@@ -1,0 +1,112 @@
+"""`totes` as a user runs it: a real subprocess, real databases, a real lake, its real output."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+
+TOTES = [sys.executable, "-m", "shared.cli"]
+
+
+def totes(
+    *args: str, env: dict[str, str] | None = None, timeout: int = 600
+) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if k not in {"TOTESYS_URL", "WAREHOUSE_URL", "LAKE_ROOT"}}
+    return subprocess.run(
+        [*TOTES, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**clean, **(env or {})},
+        cwd=Path(__file__).resolve().parents[1],
+    )
+
+
+def test_a_malformed_url_fails_at_once_naming_the_setting(tmp_path) -> None:
+    result = totes("run", "--lake-root", str(tmp_path), env={"TOTESYS_URL": "mysql://etl:hunter2@db/totesys"})
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "totes: configuration error: TOTESYS_URL must start with postgresql:// (got scheme 'mysql'): "
+        "expected postgresql://user:password@host:port/database"
+    ]
+    assert "hunter2" not in result.stdout + result.stderr
+
+
+@pytest.mark.integration
+def test_an_unreachable_database_fails_with_one_line_and_no_java_trace(tmp_path, fresh_db) -> None:
+    result = totes(
+        "run",
+        "--lake-root",
+        str(tmp_path / "lake"),
+        "--totesys-url",
+        "postgresql://etl:hunter2@127.0.0.1:9/totesys",
+        "--warehouse-url",
+        fresh_db,
+    )
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("totes:")]
+    assert len(errors) == 1
+    assert errors[0].startswith(
+        "totes: TOTESYS_URL (postgresql://etl:***@127.0.0.1:9/totesys) is unreachable: "
+    )
+    assert "Connection" in errors[0]
+    assert "hunter2" not in result.stdout + result.stderr
+    assert "\tat org." not in result.stderr and "Py4JJavaError" not in result.stderr
+    assert not (tmp_path / "lake" / "ingestion").exists()  # nothing written
+
+
+@pytest.mark.integration
+def test_seed_run_status_and_query_end_to_end(tmp_path, pg) -> None:
+    suffix = uuid.uuid4().hex[:8]
+    source, warehouse = f"cli_src_{suffix}", f"cli_wh_{suffix}"
+    pg.create_database(source)
+    pg.create_database(warehouse)
+    env = {
+        "TOTESYS_URL": pg.url(source),
+        "WAREHOUSE_URL": pg.url(warehouse),
+        "LAKE_ROOT": str(tmp_path / "lake"),
+        "CATALOG_DATABASE": f"cli_{suffix}",
+    }
+    seeded = totes("seed", "--scale", "0.02", env=env)
+    assert seeded.returncode == 0, seeded.stderr
+    with psycopg.connect(pg.url(source)) as conn:
+        orders = conn.execute("SELECT count(*) FROM sales_order").fetchone()[0]
+    assert (
+        f"sales_order{orders:>10,}" in seeded.stdout.replace("  ", " ").replace(" sales", "sales")
+        or str(orders) in seeded.stdout
+    )
+    again = totes("seed", env=env)
+    assert again.returncode == 1 and "refusing" in again.stderr
+
+    ran = totes("run", env=env)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert "extract [SUCCEEDED]" in ran.stdout and "load [SUCCEEDED]" in ran.stdout
+    load_lines = ran.stdout.split("load [SUCCEEDED]")[1]
+    fact_line = next(line for line in load_lines.splitlines() if line.strip().startswith("fact_sales_order"))
+    assert fact_line.split()[-1] == str(orders)  # loaded
+    assert pg.url(warehouse).split("@")[0].split(":")[-1] not in ran.stdout  # password never printed
+
+    status = totes("status", env=env)
+    assert status.returncode == 0, status.stderr
+    assert "extract_sales_order" in status.stdout and "SUCCEEDED" in status.stdout
+    assert (
+        f"fact_sales_order{orders:>16}" in status.stdout.replace(" " * 6, "")
+        or "fact_sales_order" in status.stdout
+    )
+
+    query = totes("query", "SELECT count(*) AS n FROM fact_sales_order", env=env)
+    assert query.returncode == 0, query.stderr
+    assert f"|{orders:<5}|" in query.stdout.replace(" ", "") or f"|{orders}|" in query.stdout.replace(" ", "")
+
+    one_job = totes("run", "--job", "transform", env=env)
+    assert (
+        one_job.returncode == 0
+        and "transform [SUCCEEDED]" in one_job.stdout
+        and "nothing new" in one_job.stdout
+    )
