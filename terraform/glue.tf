@@ -22,7 +22,8 @@ locals {
       description = "New ingestion runs -> star schema Parquet in the processed zone, registered in the catalog"
       timeout     = var.transform_timeout_minutes
       arguments = {
-        # S3 bookmarks: only ingestion objects not yet transformed are read.
+        # Enabled for run bookkeeping; the progress itself is the lake's manifests and
+        # _state/bookmarks/transform.json (docs/glue.md explains why not S3 file bookmarks).
         "--job-bookmark-option"   = "job-bookmark-enable"
         "--spark-event-logs-path" = "s3://${local.buckets.scripts}/spark-ui/transform/"
       }
@@ -31,7 +32,7 @@ locals {
       description = "Star schema published since the last load -> PostgreSQL warehouse, in one transaction"
       timeout     = var.load_timeout_minutes
       arguments = {
-        # S3 bookmarks / the load watermark: only what the transform published since the last load.
+        # Progress is _state/bookmarks/load.json: what the transform published since the last load.
         "--job-bookmark-option"   = "job-bookmark-enable"
         "--spark-event-logs-path" = "s3://${local.buckets.scripts}/spark-ui/load/"
       }

@@ -202,9 +202,11 @@ variable "load_timeout_minutes" {
 }
 
 variable "lookback_minutes" {
+  # On Glue the native JDBC bookmark reads strictly after the last value, so rows sharing the
+  # boundary timestamp or committed late are only caught by this window (docs/glue.md).
   description = "Extra window every extract re-reads behind its bookmark (--LOOKBACK_MINUTES); 0 turns it off."
   type        = number
-  default     = 0
+  default     = 5
 
   validation {
     # The same bounds the jobs apply (shared/config.py).

@@ -276,7 +276,8 @@ def test_every_job_gets_the_contract_arguments(step: str) -> None:
     }
     for key, value in expected_refs.items():
         assert args.get(key) == value, f"{step}: {key} = {args.get(key)!r}, expected {value!r}"
-    assert var_default("lookback_minutes") == 0
+    # Glue's native bookmark reads strictly after the last value: the look-back window is on by default.
+    assert var_default("lookback_minutes") == 5
 
 
 def test_code_is_uploaded_from_dist_with_a_content_hash() -> None:

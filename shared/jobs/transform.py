@@ -200,6 +200,7 @@ def run(ctx: JobContext) -> dict[str, Any] | None:
         tables[dim] = {"location": location, "changed_run": ctx.run_id, "kind": "dimension"}
 
     date_bounds: list[tuple[Any, Any]] = []
+    new_partitions: dict[str, list[tuple[int, int]]] = {}
     for fact, builder in FACTS.items():
         built = builder(valid[FACT_SOURCES[fact][0]]).dropDuplicates(version_key(fact))
         new_versions = with_partitions(built)
@@ -215,6 +216,7 @@ def run(ctx: JobContext) -> dict[str, Any] | None:
             F.count(F.lit(1)).alias("n"),
             F.least(*(F.min(c) for c in dates)).alias("lo"),
             F.greatest(*(F.max(c) for c in dates)).alias("hi"),
+            F.collect_set(F.struct(*PARTITION_COLUMNS)).alias("partitions"),
         ).first()
         assert summary is not None
         ctx.report.table(fact).written = summary["n"]
@@ -227,6 +229,9 @@ def run(ctx: JobContext) -> dict[str, Any] | None:
             )
             tables[fact] = {"location": fact_path(processed, fact), "changed_run": ctx.run_id, "kind": "fact"}
             date_bounds.append((summary["lo"], summary["hi"]))
+            new_partitions[fact] = sorted(
+                (p["created_year"], p["created_month"]) for p in summary["partitions"]
+            )
 
     if date_bounds:
         _update_dim_date(ctx, tables, min(b[0] for b in date_bounds), max(b[1] for b in date_bounds))
@@ -236,7 +241,7 @@ def run(ctx: JobContext) -> dict[str, Any] | None:
         "extract_runs": sorted(m["run_id"] for m in manifests),
         "tables": tables,
     }
-    register_catalog(spark, settings.catalog_database, tables)
+    register_catalog(spark, settings.catalog_database, tables, new_partitions)
     write_json(storage_for(processed), current_path(processed), published)
     checkpoint("transform:before_commit")
     ctx.set_bookmark(
@@ -287,11 +292,17 @@ def _date(text: str) -> Any:
     return date.fromisoformat(text)
 
 
-def register_catalog(spark: SparkSession, database: str, tables: dict[str, Any]) -> None:
+def register_catalog(
+    spark: SparkSession,
+    database: str,
+    tables: dict[str, Any],
+    new_partitions: dict[str, list[tuple[int, int]]],
+) -> None:
     """Point the catalog's tables at what this run published (Glue Data Catalog on Glue).
 
-    Dimensions switch location to their new version; facts get any new partitions. The catalog is
-    an index of the lake, so a table whose location disagrees with the lake is re-created.
+    Dimensions switch location to their new version; facts get this run's new partitions. The
+    catalog is an index of the lake, so a table that is missing, or whose location disagrees with
+    the lake, is (re-)created and its partitions recovered from the lake itself.
     """
     spark.sql(f"CREATE DATABASE IF NOT EXISTS `{database}`")
     for name, entry in sorted(tables.items()):
@@ -300,20 +311,25 @@ def register_catalog(spark: SparkSession, database: str, tables: dict[str, Any])
         current = _catalog_location(spark, database, name)
         if entry["kind"] == "fact":
             if current is not None and current.rstrip("/") != _uri(location):
-                spark.sql(f"DROP TABLE {qualified}")
+                spark.sql(f"DROP TABLE {qualified}")  # external: the data stays
                 current = None
             if current is None:
                 spark.sql(
                     f"CREATE TABLE {qualified} ({fact_columns_ddl(name)}) USING PARQUET "
                     f"PARTITIONED BY ({', '.join(PARTITION_COLUMNS)}) LOCATION '{location}'"
                 )
-            spark.sql(f"ALTER TABLE {qualified} RECOVER PARTITIONS")
-        else:
-            if current is None:
-                spark.sql(f"CREATE TABLE {qualified} USING PARQUET LOCATION '{location}'")
-            elif current.rstrip("/") != _uri(location):
-                spark.sql(f"ALTER TABLE {qualified} SET LOCATION '{location}'")
-        spark.sql(f"REFRESH TABLE {qualified}")
+                spark.sql(f"ALTER TABLE {qualified} RECOVER PARTITIONS")
+            elif new_partitions.get(name):
+                specs = " ".join(
+                    f"PARTITION (created_year = {int(y)}, created_month = {int(m)})"
+                    for y, m in new_partitions[name]
+                )
+                spark.sql(f"ALTER TABLE {qualified} ADD IF NOT EXISTS {specs}")
+                spark.sql(f"REFRESH TABLE {qualified}")  # files appended to known partitions
+        elif current is None:
+            spark.sql(f"CREATE TABLE {qualified} USING PARQUET LOCATION '{location}'")
+        elif current.rstrip("/") != _uri(location):
+            spark.sql(f"ALTER TABLE {qualified} SET LOCATION '{location}'")
 
 
 def fact_columns_ddl(fact: str) -> str:
