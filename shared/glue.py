@@ -1,0 +1,500 @@
+"""The Glue seam: the only module that imports `awsglue`, and only inside functions.
+
+Glue runs `glue_jobs/<job>.py`, which calls `main(job, sys.argv)`. `main` resolves the job arguments,
+starts the GlueContext, calls `job.init` first, builds the one typed `Settings` (secrets from
+Secrets Manager, never from job arguments), and runs the same `shared.jobs.<job>.run(ctx)` as
+`totes run` does locally. Where the runtimes differ (docs/glue.md):
+
+- the extract reads with Glue's native JDBC job bookmarks (`glue_reader`), plus an optional
+  look-back read outside the bookmark, de-duplicated by version key;
+- transform and load keep their state documents in `<LAKE_ROOT>/_state` on S3, exactly like
+  `LocalJobContext` (`GlueJobContext` is one), and `job.commit()` runs last, inside `ctx.commit()`.
+
+Everything testable is a plain function taking its collaborators as arguments (the Glue `Job`, the
+GlueContext, the secret reader, the S3 client), so the tests run without Glue. This module also
+builds what Glue runs (`python -m shared.glue package`, called by `make package`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import shutil
+import sys
+import zipfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, NamedTuple, Protocol
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from shared.config import _SSLMODES, ConfigError, PgUrl, Settings
+from shared.jobs import extract, load, transform
+from shared.lake import RUN_ID_FORMAT, Storage
+from shared.pipeline import JOBS, one_line
+from shared.runtime import JobContext, JobReport, LocalJobContext
+from shared.schema import SourceTable
+from shared.sources import Increment, check_reachable, contract_columns, read_table
+
+
+class ArgumentNames(NamedTuple):
+    required: tuple[str, ...]
+    optional: tuple[str, ...]
+
+
+# The job arguments the jobs read (terraform/glue.tf passes all of them to every job). Credentials are
+# never job arguments: the two *_SECRET_ID name Secrets Manager secrets that hold them.
+GLUE_ARGUMENTS = ArgumentNames(
+    required=("JOB_NAME", "LAKE_ROOT", "TOTESYS_SECRET_ID", "WAREHOUSE_SECRET_ID"),
+    optional=("INGESTION_ROOT", "CATALOG_DATABASE", "LOOKBACK_MINUTES"),
+)
+SECRET_ARGUMENTS = {"totesys": "TOTESYS_SECRET_ID", "warehouse": "WAREHOUSE_SECRET_ID"}
+SECRET_KEYS = ("host", "port", "dbname", "username", "password")
+DEFAULT_SSLMODE = "require"  # on AWS the databases are reached over the internet (NAT): TLS always
+BOOKMARK_KEY = "last_updated"
+
+_S3_LOCATION = re.compile(r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?$")
+
+
+# ---------------------------------------------------------------------------------------------
+# Configuration: job arguments + secrets -> Settings
+# ---------------------------------------------------------------------------------------------
+
+
+def glue_option_names(argv: Sequence[str]) -> list[str]:
+    """The names to ask `getResolvedOptions` for: every required one, and the optional ones given.
+
+    `getResolvedOptions` fails on any name it is asked for that is absent, so optional arguments are
+    asked for only when the run has them.
+    """
+    given = {arg[2:].split("=", 1)[0] for arg in argv if arg.startswith("--")}
+    return [*GLUE_ARGUMENTS.required, *(name for name in GLUE_ARGUMENTS.optional if name in given)]
+
+
+def settings_from_glue_args(args: Mapping[str, str], secrets: Callable[[str], Any]) -> Settings:
+    """The one typed config, from resolved Glue job arguments and the two database secrets.
+
+    `secrets(secret_id)` returns the parsed JSON of a secret (`secrets_manager_reader()` on Glue).
+    Raises ConfigError naming the job argument, or the secret and key, that is missing or malformed;
+    no message ever contains a secret value.
+    """
+    for name in GLUE_ARGUMENTS.required[1:]:  # JOB_NAME is Glue's own, not a setting
+        if not (args.get(name) or "").strip():
+            raise ConfigError(
+                f"job argument --{name} is missing or empty; every job needs "
+                + ", ".join(f"--{n}" for n in GLUE_ARGUMENTS.required[1:])
+            )
+    lake = args["LAKE_ROOT"].strip()
+    ingestion = (args.get("INGESTION_ROOT") or "").strip()
+    for name, value in (("LAKE_ROOT", lake), ("INGESTION_ROOT", ingestion)):
+        if value and not _S3_LOCATION.match(value):
+            raise ConfigError(
+                f"job argument --{name}={value!r} must be an s3://bucket[/prefix] location on Glue"
+            )
+    env = {"LAKE_ROOT": lake}
+    for name in ("CATALOG_DATABASE", "LOOKBACK_MINUTES"):
+        if args.get(name) is not None:
+            env[name] = args[name]
+    settings = Settings.from_env(env)  # same rules (and messages) as the local configuration
+    urls = {
+        database: pg_url_from_secret(argument, args[argument].strip(), _secret(secrets, argument, args))
+        for database, argument in SECRET_ARGUMENTS.items()
+    }
+    return replace(
+        settings,
+        ingestion_root=ingestion.rstrip("/") or None,
+        totesys=urls["totesys"],
+        warehouse=urls["warehouse"],
+    )
+
+
+def _secret(secrets: Callable[[str], Any], argument: str, args: Mapping[str, str]) -> Any:
+    try:
+        return secrets(args[argument].strip())
+    except ConfigError as exc:
+        raise ConfigError(f"job argument --{argument}: {exc}") from None
+
+
+def pg_url_from_secret(argument: str, secret_id: str, document: Any) -> PgUrl:
+    """A PgUrl from one secret's JSON {host, port, dbname, username, password[, sslmode]}.
+
+    `argument` (e.g. TOTESYS_SECRET_ID) becomes the PgUrl's setting, so connection errors later name
+    it. Messages name the secret and the key, and describe a bad value only by its kind.
+    """
+    where = f"secret {secret_id!r} (job argument --{argument})"
+    if not isinstance(document, Mapping):
+        raise ConfigError(
+            f"{where} must hold a JSON object with keys {', '.join(SECRET_KEYS)}; it holds {_kind(document)}"
+        )
+    missing = [key for key in SECRET_KEYS if key not in document]
+    if missing:
+        raise ConfigError(
+            f"{where} has no {', '.join(repr(k) for k in missing)}: it needs {', '.join(SECRET_KEYS)} "
+            f"(keys present: {', '.join(sorted(str(k) for k in document)) or 'none'})"
+        )
+    text: dict[str, str] = {}
+    for key in ("host", "dbname", "username", "password"):
+        value = document[key]
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigError(f"{where}: {key!r} must be a non-empty string (it is {_kind(value)})")
+        text[key] = value
+    port = document["port"]
+    if isinstance(port, str) and port.strip().isdigit():
+        port = int(port.strip())
+    if isinstance(port, bool) or not isinstance(port, int):
+        raise ConfigError(f"{where}: 'port' must be a whole number from 1 to 65535 (it is {_kind(port)})")
+    if not 1 <= port <= 65535:
+        raise ConfigError(
+            f"{where}: 'port' must be a whole number from 1 to 65535 (it is outside that range)"
+        )
+    sslmode = document.get("sslmode") or DEFAULT_SSLMODE
+    if sslmode not in _SSLMODES:
+        raise ConfigError(f"{where}: 'sslmode' must be one of {', '.join(sorted(_SSLMODES))}")
+    return PgUrl(
+        setting=argument,
+        host=text["host"].strip(),
+        port=port,
+        database=text["dbname"].strip(),
+        user=text["username"].strip(),
+        password=text["password"],
+        sslmode=sslmode,
+    )
+
+
+def _kind(value: Any) -> str:
+    """The JSON kind of a bad value, never the value (it may be a password pasted into the wrong key)."""
+    if isinstance(value, str):
+        return "an empty string" if not value.strip() else "a string"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, Mapping):
+        return "a JSON object"
+    if isinstance(value, list):
+        return "a JSON array"
+    return type(value).__name__
+
+
+def secrets_manager_reader(client: Any = None) -> Callable[[str], Any]:
+    """`secrets(secret_id)` -> the secret's parsed JSON, read with boto3's Secrets Manager client.
+
+    The client is created per secret in the secret ARN's region when none is given. Every failure
+    is a ConfigError naming the secret; a JSON error reports only line and column (the decoder's
+    exception holds the whole secret text, so it is neither chained nor kept as context).
+    """
+
+    def read(secret_id: str) -> Any:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        service = client if client is not None else _secrets_client(secret_id)
+        try:
+            response = service.get_secret_value(SecretId=secret_id)
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            code = error.get("Code", "ClientError")
+            if code == "ResourceNotFoundException":
+                raise ConfigError(
+                    f"secret {secret_id!r} does not exist or holds no value yet: put the JSON login "
+                    "into it (docs/deploying.md, step 3)"
+                ) from None
+            raise ConfigError(
+                f"secret {secret_id!r} cannot be read: {code}: {error.get('Message', '')}"
+            ) from None
+        except BotoCoreError as exc:
+            raise ConfigError(f"secret {secret_id!r} cannot be read: {type(exc).__name__}: {exc}") from None
+        text = response.get("SecretString")
+        if not text:
+            raise ConfigError(f"secret {secret_id!r} has no SecretString: expected a JSON object")
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            problem = f"{exc.msg} at line {exc.lineno}, column {exc.colno}"
+        # Raised outside the handler: not even a suppressed __context__ keeps the decoder's copy.
+        raise ConfigError(f"secret {secret_id!r} is not valid JSON ({problem})")
+
+    return read
+
+
+def _secrets_client(secret_id: str) -> Any:
+    import boto3
+
+    parts = secret_id.split(":")
+    region = parts[3] if secret_id.startswith("arn:") and len(parts) > 3 and parts[3] else None
+    return boto3.client("secretsmanager", region_name=region)
+
+
+# ---------------------------------------------------------------------------------------------
+# Runtime: the Glue job context and the extract's native-bookmark read
+# ---------------------------------------------------------------------------------------------
+
+
+class GlueJob(Protocol):
+    """What the jobs need of `awsglue.job.Job` (a fake in tests)."""
+
+    def init(self, job_name: str, args: Mapping[str, str]) -> None: ...
+    def commit(self) -> None: ...
+
+
+class GlueJobContext(LocalJobContext):
+    """LocalJobContext on S3, plus Glue's bookmark commit.
+
+    State documents (transform/load bookmarks, run history) are the same documents in the same place,
+    `<LAKE_ROOT>/_state`, so `totes status` and the library read them alike. `commit()` writes them,
+    then calls `job.commit()` last: Glue's own bookmarks (the extract's JDBC reads) advance only when
+    everything else of the run is durable. `job.init()` must already have been called.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        spark: SparkSession,
+        settings: Settings,
+        job: GlueJob,
+        glue_context: Any = None,
+        storage: Storage | None = None,
+    ) -> None:
+        self.job = job
+        self.glue_context = glue_context
+        super().__init__(name, spark, settings, storage=storage)
+
+    def commit(self) -> None:
+        super().commit()
+        self.job.commit()
+
+
+def bookmarked_read_options(url: PgUrl, table: SourceTable) -> dict[str, Any]:
+    """Connection options of the extract's JDBC read with a Glue job bookmark on `last_updated`.
+
+    `dbtable` is unquoted: table names come from the contract's allow-list, are lower case, and none
+    is a reserved word in PostgreSQL (`transaction` is not reserved).
+    """
+    return {
+        "url": url.jdbc_url,
+        "user": url.user,
+        "password": url.password,
+        "dbtable": f"public.{table.name}",
+        "jobBookmarkKeys": [BOOKMARK_KEY],
+        "jobBookmarkKeysSortOrder": "asc",
+    }
+
+
+def glue_reader(ctx: JobContext, table: SourceTable) -> Increment:
+    """The extract's read on Glue: native JDBC job bookmark, plus the look-back window if set.
+
+    Glue tracks the bookmark (committed by `job.commit()`), so the increment carries none. With
+    LOOKBACK_MINUTES > 0 a second plain JDBC read takes the rows with `last_updated` at most that many
+    minutes before the previous committed extract started (`lookback_anchor`), outside the bookmark:
+    rows committed late, with a timestamp Glue's bookmark has already passed. The union is
+    de-duplicated by (primary key, last_updated). Costs: see docs/glue.md.
+    """
+    glue_context = getattr(ctx, "glue_context", None)
+    if glue_context is None:
+        raise TypeError("glue_reader needs a GlueJobContext that has a GlueContext")
+    url = ctx.settings.require_totesys()
+    frame = glue_context.create_dynamic_frame.from_options(
+        connection_type="postgresql",
+        connection_options=bookmarked_read_options(url, table),
+        transformation_ctx=extract.transformation_ctx(table.name),
+    )
+    rows = _contract_rows(ctx.spark, table, frame.toDF())
+    if ctx.settings.lookback_minutes:
+        anchor = lookback_anchor(getattr(ctx, "previous_run_id", None), datetime.now(UTC))
+        since = lookback_start(anchor, ctx.settings.lookback_minutes)
+        rows = union_versions(table, rows, lookback_rows(ctx.spark, url, table, since))
+    return Increment(rows.persist(), None)
+
+
+def _contract_rows(spark: SparkSession, table: SourceTable, rows: DataFrame) -> DataFrame:
+    # A DynamicFrame's schema comes from its records: one with no new rows may convert to a
+    # DataFrame with no columns at all. That is "nothing new", not schema drift.
+    if not rows.columns:
+        return spark.createDataFrame([], table.spark_schema)
+    return contract_columns(table, rows)
+
+
+def lookback_anchor(previous_run_id: str | None, now: datetime) -> datetime:
+    """Where the look-back window ends: the start of the previous committed extract, else now.
+
+    A row Glue's bookmark skips had not committed when that run read (so it committed after the run
+    started), yet its `last_updated` is behind the bookmark; `last_updated` is set inside the writing
+    transaction, so it is no earlier than that start minus the transaction's duration. The window
+    only has to cover the longest ToteSys transaction plus clock skew, whatever the schedule. Run ids
+    are the UTC start times of runs (shared.lake.new_run_id).
+    """
+    if previous_run_id:
+        return datetime.strptime(previous_run_id, RUN_ID_FORMAT).replace(tzinfo=UTC)
+    return now
+
+
+def lookback_start(anchor: datetime, minutes: int) -> datetime:
+    """The start of the look-back window, in UTC (ToteSys' `last_updated` is UTC wall-clock time).
+
+    Aware, so that the Spark literal does not depend on the time zone of the machine it runs on.
+    """
+    return anchor.astimezone(UTC) - timedelta(minutes=minutes)
+
+
+def lookback_rows(spark: SparkSession, url: PgUrl, table: SourceTable, since: datetime) -> DataFrame:
+    """Every row of `table` with `last_updated >= since`, read outside Glue's bookmark (pushed down)."""
+    rows = contract_columns(table, read_table(spark, url, table.name))
+    return rows.where(F.col(BOOKMARK_KEY) >= F.lit(since))
+
+
+def union_versions(table: SourceTable, *frames: DataFrame) -> DataFrame:
+    """The union of `frames`, one row per version (primary key, last_updated)."""
+    first, *rest = frames
+    for frame in rest:
+        first = first.unionByName(frame)
+    return first.dropDuplicates([table.primary_key, BOOKMARK_KEY])
+
+
+# ---------------------------------------------------------------------------------------------
+# Entry point
+# ---------------------------------------------------------------------------------------------
+
+
+def configure_session(spark: SparkSession) -> None:
+    """The session settings `shared.spark.build_spark` gives the local runtime, on Glue's session."""
+    spark.conf.set("spark.sql.session.timeZone", "UTC")
+    spark.conf.set("spark.sql.ansi.enabled", "false")
+    spark.conf.set("spark.sql.sources.partitionOverwriteMode", "dynamic")
+
+
+def run_glue_job(
+    name: str,
+    args: Mapping[str, str],
+    job: GlueJob,
+    glue_context: Any,
+    secrets: Callable[[str], Any],
+    storage: Storage | None = None,
+) -> JobReport:
+    """`job.init` first, then one library job to its commit (which ends with `job.commit`).
+
+    On failure: one line on stderr, the run recorded as FAILED in the run history (when the context
+    exists), and the exception re-raised so Glue marks the run FAILED.
+    """
+    if name not in JOBS:
+        raise ConfigError(f"unknown job {name!r}: expected one of {', '.join(JOBS)}")
+    job.init(args["JOB_NAME"], args)
+    ctx: GlueJobContext | None = None
+    try:
+        settings = settings_from_glue_args(args, secrets)
+        spark = glue_context.spark_session
+        configure_session(spark)
+        ctx = GlueJobContext(name, spark, settings, job, glue_context=glue_context, storage=storage)
+        if name == "extract":
+            check_reachable(spark, settings.require_totesys())
+            extract.run(ctx, glue_reader)
+        elif name == "transform":
+            transform.run(ctx)
+        else:
+            check_reachable(spark, settings.require_warehouse())
+            load.run(ctx)
+    except BaseException as exc:
+        reason = one_line(exc)
+        print(f"totes {name} FAILED: {reason}", file=sys.stderr, flush=True)
+        if ctx is not None:
+            with contextlib.suppress(Exception):  # the original error is what matters
+                ctx.finish("FAILED", reason)
+        raise
+    print(json.dumps(ctx.report.to_json(), sort_keys=True, default=str), flush=True)
+    return ctx.report
+
+
+def main(job: str, argv: list[str]) -> None:
+    """What `glue_jobs/<job>.py` calls on Glue: resolve arguments, start Glue, run `job` to its commit."""
+    if job not in JOBS:
+        raise ConfigError(f"unknown job {job!r}: expected one of {', '.join(JOBS)}")
+    from awsglue.context import GlueContext
+    from awsglue.job import Job
+    from awsglue.utils import getResolvedOptions
+    from pyspark.context import SparkContext
+
+    try:
+        args = getResolvedOptions(argv, glue_option_names(argv))
+    except Exception as exc:
+        print(f"totes {job} FAILED: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+        raise
+    glue_context = GlueContext(SparkContext.getOrCreate())
+    run_glue_job(job, args, Job(glue_context), glue_context, secrets_manager_reader())
+
+
+# ---------------------------------------------------------------------------------------------
+# Packaging: what Terraform uploads (`make package`)
+# ---------------------------------------------------------------------------------------------
+
+PACKAGE = "shared"
+ZIP_NAME = "shared.zip"
+ZIP_DATE_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest a zip entry can hold: fixed, so builds repeat
+
+
+def package_modules(root: Path) -> list[str]:
+    """The files of the `shared` package that go into the zip: .py only, no tests, no caches."""
+    names = []
+    for path in (root / PACKAGE).rglob("*.py"):
+        relative = path.relative_to(root)
+        parts = relative.parts
+        if any(p == "__pycache__" or p.startswith(".") or p in ("tests", "test") for p in parts):
+            continue
+        if path.name.startswith("test_") or path.name.endswith("_test.py") or path.name == "conftest.py":
+            continue
+        names.append(relative.as_posix())
+    return sorted(names)
+
+
+def build_package(root: Path, dist: Path) -> list[str]:
+    """Write `dist/shared.zip` (for --extra-py-files) and `dist/glue_jobs/*.py`; returns the zip's entries.
+
+    Reproducible: sorted entries, fixed timestamps and permissions, fixed compression level, so the
+    same source gives the same bytes and Terraform's `filemd5` re-uploads only real changes.
+    """
+    entries = package_modules(root)
+    dist.mkdir(parents=True, exist_ok=True)
+    target = dist / ZIP_NAME
+    partial = dist / f".{ZIP_NAME}.partial"
+    with zipfile.ZipFile(partial, "w") as archive:
+        for name in entries:
+            info = zipfile.ZipInfo(name, date_time=ZIP_DATE_TIME)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.create_system = 3  # Unix, so the permission bits below mean the same everywhere
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, (root / name).read_bytes(), compresslevel=9)
+    os.replace(partial, target)
+
+    scripts = sorted((root / "glue_jobs").glob("*.py"))
+    out = dist / "glue_jobs"
+    out.mkdir(exist_ok=True)
+    for stale in out.glob("*.py"):
+        if stale.name not in {s.name for s in scripts}:
+            stale.unlink()
+    for script in scripts:
+        shutil.copyfile(script, out / script.name)
+    return entries
+
+
+def _cli(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m shared.glue", description="Build what AWS Glue runs.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    package = commands.add_parser("package", help="dist/shared.zip and dist/glue_jobs/*.py")
+    package.add_argument("--dist", type=Path, default=Path("dist"))
+    package.add_argument("--root", type=Path, default=Path(__file__).resolve().parents[1])
+    options = parser.parse_args(argv)
+    entries = build_package(options.root, options.dist)
+    scripts = sorted(p.name for p in (options.dist / "glue_jobs").glob("*.py"))
+    print(
+        f"{options.dist / ZIP_NAME}: {len(entries)} modules; {options.dist / 'glue_jobs'}: {', '.join(scripts)}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_cli(sys.argv[1:]))

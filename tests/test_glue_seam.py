@@ -1,0 +1,553 @@
+"""The Glue seam (shared/glue.py) without Glue: typed config from job arguments and secrets, the
+secret reader against moto's Secrets Manager, the Glue job context's state on moto's S3, the
+extract's native-bookmark read, and the rule that only shared/glue.py imports awsglue.
+
+Glue itself is never patched: the seam takes the Glue `Job`, the GlueContext, the secret reader and
+the S3 client as arguments, and the tests pass small recording fakes or moto-backed boto3 clients.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from chispa import assert_df_equality
+from moto import mock_aws
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import StructType
+
+from shared import glue
+from shared.config import ConfigError, Settings
+from shared.lake import RUN_ID_FORMAT, S3Storage, read_json
+from shared.schema import SOURCE_TABLES
+
+ROOT = Path(__file__).resolve().parents[1]
+REGION = "eu-west-2"
+PASSWORD = "hunter2-Pa55!"  # never to appear in any message
+TOTESYS_SECRET = f"arn:aws:secretsmanager:{REGION}:123456789012:secret:totes/totesys-AbCdEf"
+WAREHOUSE_SECRET = f"arn:aws:secretsmanager:{REGION}:123456789012:secret:totes/warehouse-GhIjKl"
+
+ARGS = {
+    "JOB_NAME": "totes-transform",
+    "LAKE_ROOT": "s3://totes-processed/",
+    "INGESTION_ROOT": "s3://totes-ingestion/",
+    "CATALOG_DATABASE": "totes",
+    "TOTESYS_SECRET_ID": TOTESYS_SECRET,
+    "WAREHOUSE_SECRET_ID": WAREHOUSE_SECRET,
+    "LOOKBACK_MINUTES": "15",
+    "TempDir": "s3://totes-scripts/temp/",
+    "job_bookmark_option": "job-bookmark-enable",
+}
+
+DROP = object()  # a key to leave out of a secret
+
+
+def login(**changes: Any) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "host": "totesys.example.eu-west-2.rds.amazonaws.com",
+        "port": 5432,
+        "dbname": "totesys",
+        "username": "project_team_0",
+        "password": PASSWORD,
+    }
+    document.update(changes)
+    return {k: v for k, v in document.items() if v is not DROP}
+
+
+class Secrets:
+    """A secret reader over a dict, recording which secrets were read."""
+
+    def __init__(self, documents: Mapping[str, Any]) -> None:
+        self.documents = documents
+        self.read: list[str] = []
+
+    def __call__(self, secret_id: str) -> Any:
+        self.read.append(secret_id)
+        return self.documents[secret_id]
+
+
+def logins(totesys: Any = None, warehouse: Any = None) -> Secrets:
+    """The two database secrets (defaults: valid logins), by their ARNs."""
+    return Secrets(
+        {
+            TOTESYS_SECRET: login() if totesys is None else totesys,
+            WAREHOUSE_SECRET: login(dbname="warehouse", username="etl") if warehouse is None else warehouse,
+        }
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# settings_from_glue_args
+# ---------------------------------------------------------------------------------------------
+
+
+def test_settings_from_full_arguments_and_secrets() -> None:
+    secrets = logins(warehouse=login(dbname="warehouse", username="etl", port="6543", sslmode="verify-full"))
+    settings = glue.settings_from_glue_args(ARGS, secrets)
+    assert secrets.read == [TOTESYS_SECRET, WAREHOUSE_SECRET]
+    assert settings.lake_root == "s3://totes-processed"
+    assert settings.ingestion == "s3://totes-ingestion"
+    assert settings.state == "s3://totes-processed/_state"
+    assert (settings.catalog_database, settings.lookback_minutes) == ("totes", 15)
+    totesys, warehouse = settings.require_totesys(), settings.require_warehouse()
+    assert totesys.jdbc_url == (
+        "jdbc:postgresql://totesys.example.eu-west-2.rds.amazonaws.com:5432/totesys?sslmode=require"
+    )
+    assert (totesys.user, totesys.password, totesys.setting) == (
+        "project_team_0",
+        PASSWORD,
+        "TOTESYS_SECRET_ID",
+    )
+    assert warehouse.jdbc_url.endswith(":6543/warehouse?sslmode=verify-full")
+    assert (warehouse.user, warehouse.setting) == ("etl", "WAREHOUSE_SECRET_ID")
+    assert PASSWORD not in repr(settings) and PASSWORD not in totesys.masked
+
+
+def test_optional_arguments_take_the_local_defaults() -> None:
+    args = {
+        k: v for k, v in ARGS.items() if k not in ("INGESTION_ROOT", "CATALOG_DATABASE", "LOOKBACK_MINUTES")
+    }
+    settings = glue.settings_from_glue_args(args, logins())
+    assert settings.ingestion == "s3://totes-processed/ingestion"
+    assert (settings.catalog_database, settings.lookback_minutes) == ("totes", 0)
+
+
+def test_only_present_optional_arguments_are_asked_of_getresolvedoptions() -> None:
+    argv = ["script.py", "--JOB_NAME", "totes-load", "--LOOKBACK_MINUTES", "5", "--job-bookmark-option", "x"]
+    assert glue.glue_option_names(argv) == [*glue.GLUE_ARGUMENTS.required, "LOOKBACK_MINUTES"]
+    assert "INGESTION_ROOT" in glue.glue_option_names([*argv, "--INGESTION_ROOT=s3://b/"])
+
+
+def terraform_job_arguments() -> set[str]:
+    """The upper-case job arguments terraform/glue.tf gives every job (the contract with this seam)."""
+    import hcl2
+
+    with (ROOT / "terraform" / "glue.tf").open(encoding="utf-8") as handle:
+        common = hcl2.load(handle)["locals"][0]["common_job_arguments"]
+    names = {key.strip('"').removeprefix("--") for key in common}
+    return {name for name in names if name.isupper()}
+
+
+def test_terraform_passes_exactly_the_arguments_the_seam_reads() -> None:
+    assert terraform_job_arguments() == set(glue.GLUE_ARGUMENTS.required[1:]) | set(
+        glue.GLUE_ARGUMENTS.optional
+    )
+
+
+def test_real_getresolvedoptions_resolves_a_glue_argv_into_settings() -> None:
+    # awsglue from PyPI (AWSGlueDataplanePython 5.0.0): getResolvedOptions is pure argparse.
+    utils = pytest.importorskip("awsglue.utils", reason="needs the dev dependency AWSGlueDataplanePython")
+    glue_own = ["script.py", "--JOB_NAME", "totes-extract", "--JOB_ID", "j_1", "--JOB_RUN_ID", "jr_1"]
+    glue_own += ["--job-bookmark-option", "job-bookmark-enable", "--TempDir", "s3://totes-scripts/temp/"]
+    argv = glue_own + [
+        token for name in sorted(terraform_job_arguments()) for token in (f"--{name}", ARGS[name])
+    ]
+    args = utils.getResolvedOptions(argv, glue.glue_option_names(argv))
+    settings = glue.settings_from_glue_args(args, logins())
+    assert args["JOB_NAME"] == "totes-extract"
+    assert (settings.lake_root, settings.ingestion, settings.lookback_minutes) == (
+        "s3://totes-processed",
+        "s3://totes-ingestion",
+        15,
+    )
+    required_only = glue_own + [
+        token for name in glue.GLUE_ARGUMENTS.required[1:] for token in (f"--{name}", ARGS[name])
+    ]
+    args = utils.getResolvedOptions(required_only, glue.glue_option_names(required_only))
+    assert glue.settings_from_glue_args(args, logins()).lookback_minutes == 0
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"LAKE_ROOT": None}, "job argument --LAKE_ROOT is missing or empty"),
+        ({"TOTESYS_SECRET_ID": "  "}, "job argument --TOTESYS_SECRET_ID is missing or empty"),
+        ({"WAREHOUSE_SECRET_ID": None}, "job argument --WAREHOUSE_SECRET_ID is missing or empty"),
+        ({"LAKE_ROOT": "/tmp/lake"}, "--LAKE_ROOT='/tmp/lake' must be an s3://bucket"),
+        ({"INGESTION_ROOT": "ingestion"}, "--INGESTION_ROOT='ingestion' must be an s3://bucket"),
+        ({"LOOKBACK_MINUTES": "ten"}, "LOOKBACK_MINUTES='ten' is not a whole number"),
+        ({"LOOKBACK_MINUTES": "-1"}, "LOOKBACK_MINUTES=-1 must be between 0 and 10080"),
+        ({"CATALOG_DATABASE": "Totes-DB"}, "CATALOG_DATABASE='Totes-DB' must be a lower-case identifier"),
+    ],
+)
+def test_bad_arguments_fail_before_any_secret_is_read(changes: dict[str, Any], message: str) -> None:
+    args = {k: v for k, v in {**ARGS, **changes}.items() if v is not None}
+    secrets = logins()
+    with pytest.raises(ConfigError) as err:
+        glue.settings_from_glue_args(args, secrets)
+    assert message in str(err.value)
+    assert secrets.read == []
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        (login(password=DROP), "has no 'password': it needs host, port, dbname, username, password"),
+        (login(host=DROP, dbname=DROP), "has no 'host', 'dbname'"),
+        (login(port=PASSWORD), "'port' must be a whole number from 1 to 65535 (it is a string)"),
+        (login(port=70000), "'port' must be a whole number from 1 to 65535 (it is outside that range)"),
+        (login(port=True), "'port' must be a whole number from 1 to 65535 (it is a boolean)"),
+        (login(host=""), "'host' must be a non-empty string (it is an empty string)"),
+        (login(username=42), "'username' must be a non-empty string (it is a number)"),
+        (login(password=None), "'password' must be a non-empty string (it is null)"),
+        (login(sslmode=PASSWORD), "'sslmode' must be one of allow, disable, prefer, require"),
+        (
+            [PASSWORD],
+            "must hold a JSON object with keys host, port, dbname, username, password; it holds a JSON array",
+        ),
+    ],
+)
+def test_bad_secrets_name_the_secret_and_key_and_never_show_the_password(document: Any, message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        glue.settings_from_glue_args(ARGS, logins(totesys=document))
+    text = str(err.value)
+    assert message in text
+    assert f"secret {TOTESYS_SECRET!r} (job argument --TOTESYS_SECRET_ID)" in text
+    assert PASSWORD not in text
+
+
+# ---------------------------------------------------------------------------------------------
+# Secrets Manager (moto)
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """moto's AWS, with no region in the environment: the seam must find it in the ARN."""
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    with mock_aws():
+        yield
+
+
+def put_secret(name: str, value: str | None) -> str:
+    client = boto3.client("secretsmanager", region_name=REGION)
+    arn = client.create_secret(Name=name)["ARN"]
+    if value is not None:
+        client.put_secret_value(SecretId=arn, SecretString=value)
+    return arn
+
+
+def test_secrets_are_read_from_secrets_manager_in_the_arns_region(aws) -> None:
+    totesys = put_secret("totes/totesys", json.dumps(login()))
+    warehouse = put_secret("totes/warehouse", json.dumps(login(dbname="warehouse", port="5433")))
+    settings = glue.settings_from_glue_args(
+        {**ARGS, "TOTESYS_SECRET_ID": totesys, "WAREHOUSE_SECRET_ID": warehouse},
+        glue.secrets_manager_reader(),
+    )
+    assert settings.require_totesys().password == PASSWORD
+    assert settings.require_warehouse().jdbc_url.endswith(":5433/warehouse?sslmode=require")
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (None, "does not exist or holds no value yet: put the JSON login into it"),
+        (
+            '{"host": "h", "password": "' + PASSWORD + '"',
+            "is not valid JSON (Expecting ',' delimiter at line 1",
+        ),
+    ],
+)
+def test_unreadable_secrets_fail_with_one_line_naming_argument_and_secret(aws, value, message) -> None:
+    arn = put_secret("totes/totesys", value)
+    reader = glue.secrets_manager_reader(boto3.client("secretsmanager", region_name=REGION))
+    with pytest.raises(ConfigError) as err:
+        glue.settings_from_glue_args({**ARGS, "TOTESYS_SECRET_ID": arn}, reader)
+    text = str(err.value)
+    assert text.startswith(f"job argument --TOTESYS_SECRET_ID: secret {arn!r}") and message in text
+    assert PASSWORD not in text and "\n" not in text
+    chain, error = [], err.value  # nothing reachable from the error may hold the secret's text
+    while error is not None:
+        chain.append(error)
+        error = error.__cause__ or error.__context__
+    assert not any(isinstance(e, json.JSONDecodeError) or PASSWORD in str(e) for e in chain)
+
+
+def test_a_missing_secret_is_a_config_error(aws) -> None:
+    reader = glue.secrets_manager_reader()
+    with pytest.raises(ConfigError, match="does not exist or holds no value yet"):
+        reader(f"arn:aws:secretsmanager:{REGION}:123456789012:secret:nope-123456")
+
+
+# ---------------------------------------------------------------------------------------------
+# GlueJobContext and run_glue_job on moto's S3, with a recording Job
+# ---------------------------------------------------------------------------------------------
+
+
+class RecordingJob:
+    """Stands in for awsglue.job.Job; records init/commit and what the lake held at commit time."""
+
+    def __init__(self, store: S3Storage, watch: str, fail_commit: bool = False) -> None:
+        self.calls: list[tuple[str, Any]] = []
+        self.store, self.watch, self.fail_commit = store, watch, fail_commit
+
+    def init(self, job_name: str, args: Mapping[str, str]) -> None:
+        self.calls.append(("init", job_name))
+
+    def commit(self) -> None:
+        self.calls.append(("commit", read_json(self.store, self.watch)))
+        if self.fail_commit:
+            raise RuntimeError("bookmark service unavailable")
+
+
+class FakeGlueContext:
+    def __init__(self, spark: SparkSession, frames: Mapping[str, DataFrame] | None = None) -> None:
+        self.spark_session = spark
+        self.frames = frames or {}
+        self.reads: list[dict[str, Any]] = []
+        self.create_dynamic_frame = self  # glue_context.create_dynamic_frame.from_options(...)
+
+    def from_options(self, connection_type: str, connection_options: dict[str, Any], transformation_ctx: str):
+        self.reads.append(
+            {"type": connection_type, "options": connection_options, "transformation_ctx": transformation_ctx}
+        )
+        frame = self.frames[connection_options["dbtable"]]
+        return type("DynamicFrame", (), {"toDF": lambda _self: frame})()
+
+
+@pytest.fixture
+def lake(aws, monkeypatch: pytest.MonkeyPatch) -> S3Storage:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)  # for the library's own default S3 clients
+    client = boto3.client("s3", region_name=REGION)
+    for bucket in ("totes-processed", "totes-ingestion"):
+        client.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
+    return S3Storage(client)
+
+
+def test_glue_job_context_keeps_state_on_s3_and_commits_glue_last(spark, lake) -> None:
+    settings = glue.settings_from_glue_args(ARGS, logins())
+    state = "s3://totes-processed/_state/bookmarks/load.json"
+    job = RecordingJob(lake, state)
+    first = glue.GlueJobContext("load", spark, settings, job, storage=lake)
+    first.set_bookmark("load_watermark", {"transform_run_id": "20261122T000000000000Z"})
+    assert glue.GlueJobContext("load", spark, settings, job, storage=lake).bookmark("load_watermark") is None
+    first.commit()
+    # Glue's commit came last: the state document was already in S3 when it ran.
+    assert job.calls == [("commit", read_json(lake, state))]
+    assert job.calls[0][1]["contexts"] == {"load_watermark": {"transform_run_id": "20261122T000000000000Z"}}
+    history = read_json(lake, f"s3://totes-processed/_state/runs/{first.run_id}-load.json")
+    assert history["status"] == "SUCCEEDED"
+    second = glue.GlueJobContext("load", spark, settings, job, storage=lake)
+    assert second.bookmark("load_watermark") == {"transform_run_id": "20261122T000000000000Z"}
+    assert second.run_id > first.run_id and second.previous_run_id == first.run_id
+
+
+def test_run_glue_job_inits_first_runs_the_library_job_and_commits_last(spark, lake, capsys) -> None:
+    job = RecordingJob(lake, "s3://totes-processed/_state/bookmarks/transform.json")
+    report = glue.run_glue_job("transform", ARGS, job, FakeGlueContext(spark), logins(), storage=lake)
+    assert report.status == "SUCCEEDED"
+    assert [c[0] for c in job.calls] == ["init", "commit"] and job.calls[0] == ("init", "totes-transform")
+    assert job.calls[1][1]["run_id"] == report.run_id  # state written before Glue's commit
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["status"] == "SUCCEEDED"
+
+
+def test_a_failed_run_logs_one_line_records_failed_and_reraises(spark, lake, capsys) -> None:
+    job = RecordingJob(lake, "s3://totes-processed/_state/bookmarks/transform.json", fail_commit=True)
+    with pytest.raises(RuntimeError, match="bookmark service unavailable"):
+        glue.run_glue_job("transform", ARGS, job, FakeGlueContext(spark), logins(), storage=lake)
+    assert capsys.readouterr().err == "totes transform FAILED: RuntimeError: bookmark service unavailable\n"
+    (name,) = lake.list_names("s3://totes-processed/_state/runs")
+    history = read_json(lake, f"s3://totes-processed/_state/runs/{name}")
+    assert (history["status"], history["message"]) == ("FAILED", "RuntimeError: bookmark service unavailable")
+
+
+def test_a_config_error_fails_before_any_state_or_commit(spark, lake, capsys) -> None:
+    job = RecordingJob(lake, "s3://totes-processed/_state/bookmarks/transform.json")
+    with pytest.raises(ConfigError):
+        glue.run_glue_job(
+            "transform", ARGS, job, FakeGlueContext(spark), logins(totesys=login(port=0)), storage=lake
+        )
+    assert [c[0] for c in job.calls] == ["init"]
+    err = capsys.readouterr().err
+    assert err.startswith("totes transform FAILED: secret ") and err.count("\n") == 1 and PASSWORD not in err
+    assert lake.list_names("s3://totes-processed/_state") == []
+
+
+# ---------------------------------------------------------------------------------------------
+# The extract's read with native bookmarks
+# ---------------------------------------------------------------------------------------------
+
+CURRENCY = SOURCE_TABLES["currency"]
+
+
+@dataclass
+class ReaderContext:
+    """What glue_reader uses of a GlueJobContext."""
+
+    spark: SparkSession
+    settings: Settings
+    glue_context: FakeGlueContext
+    previous_run_id: str | None = None
+
+
+def reader_context(spark: SparkSession, frames: Mapping[str, DataFrame]) -> ReaderContext:
+    settings = glue.settings_from_glue_args({**ARGS, "LOOKBACK_MINUTES": "0"}, logins())
+    return ReaderContext(spark, settings, FakeGlueContext(spark, frames))
+
+
+def ts(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+def currency_rows(spark: SparkSession, rows: list[tuple]) -> DataFrame:
+    return spark.createDataFrame(rows, CURRENCY.spark_schema)
+
+
+def test_glue_reader_reads_with_a_bookmark_on_last_updated_and_keeps_the_contract(spark) -> None:
+    source = currency_rows(spark, [(1, "GBP", ts("2022-11-03 14:20:49.962"), ts("2024-11-15 08:00:00.5"))])
+    # What a JDBC DynamicFrame gives: the source's columns (one the contract does not know), as read.
+    as_read = source.withColumn("currency_id", F.col("currency_id").cast("long")).withColumn(
+        "extra", F.lit(1)
+    )
+    ctx = reader_context(spark, {"public.currency": as_read})
+    increment = glue.glue_reader(ctx, CURRENCY)
+    try:
+        assert increment.bookmark is None  # Glue keeps this bookmark, committed by job.commit()
+        assert_df_equality(increment.rows, source)
+    finally:
+        increment.rows.unpersist()
+    (read,) = ctx.glue_context.reads
+    assert read["type"] == "postgresql" and read["transformation_ctx"] == "extract_currency"
+    assert read["options"] == {
+        "url": "jdbc:postgresql://totesys.example.eu-west-2.rds.amazonaws.com:5432/totesys?sslmode=require",
+        "user": "project_team_0",
+        "password": PASSWORD,
+        "dbtable": "public.currency",
+        "jobBookmarkKeys": ["last_updated"],
+        "jobBookmarkKeysSortOrder": "asc",
+    }
+
+
+def test_an_empty_dynamic_frame_without_columns_is_an_empty_increment(spark) -> None:
+    ctx = reader_context(spark, {"public.currency": spark.createDataFrame([], StructType([]))})
+    increment = glue.glue_reader(ctx, CURRENCY)
+    assert_df_equality(increment.rows, currency_rows(spark, []))
+
+
+def test_look_back_versions_are_unioned_once_per_primary_key_and_last_updated(spark) -> None:
+    bookmarked = currency_rows(
+        spark,
+        [
+            (1, "GBP", ts("2022-11-03 14:20:49"), ts("2024-11-15 08:00:00")),
+            (2, "USD", ts("2022-11-03 14:20:49"), ts("2024-11-15 08:00:00")),
+        ],
+    )
+    looked_back = currency_rows(
+        spark,
+        [
+            (2, "USD", ts("2022-11-03 14:20:49"), ts("2024-11-15 08:00:00")),  # also in the bookmark read
+            (3, "EUR", ts("2022-11-03 14:20:49"), ts("2024-11-15 07:58:00")),  # committed late, earlier time
+            (1, "GBP", ts("2022-11-03 14:20:49"), ts("2024-11-15 07:55:00")),  # an older version of 1
+        ],
+    )
+    expected = currency_rows(
+        spark,
+        [
+            (1, "GBP", ts("2022-11-03 14:20:49"), ts("2024-11-15 07:55:00")),
+            (1, "GBP", ts("2022-11-03 14:20:49"), ts("2024-11-15 08:00:00")),
+            (2, "USD", ts("2022-11-03 14:20:49"), ts("2024-11-15 08:00:00")),
+            (3, "EUR", ts("2022-11-03 14:20:49"), ts("2024-11-15 07:58:00")),
+        ],
+    )
+    actual = glue.union_versions(CURRENCY, bookmarked, looked_back).orderBy("currency_id", "last_updated")
+    assert_df_equality(actual, expected)
+
+
+@pytest.mark.integration
+def test_look_back_rereads_the_window_over_jdbc_outside_the_bookmark(spark, fresh_db) -> None:
+    import psycopg
+
+    from shared import totesys
+    from shared.config import parse_pg_url
+
+    totesys.create_schema(fresh_db)
+    now = datetime.now(UTC).replace(microsecond=0)
+    old, late = now - timedelta(hours=2), now - timedelta(minutes=5)
+    with psycopg.connect(fresh_db) as conn:  # ToteSys keeps UTC wall-clock time, without a zone
+        for currency_id, code, at in [(1, "GBP", old), (2, "USD", late), (3, "EUR", now)]:
+            naive = at.replace(tzinfo=None)
+            conn.execute("INSERT INTO currency VALUES (%s, %s, %s, %s)", (currency_id, code, naive, naive))
+    # Glue's bookmark read saw only EUR; USD was committed late with an earlier timestamp.
+    bookmarked = currency_rows(spark, [(3, "EUR", now, now)])
+    settings = Settings(
+        lake_root="s3://totes-processed", totesys=parse_pg_url("TOTESYS_URL", fresh_db), lookback_minutes=8
+    )
+    previous_run = (now - timedelta(minutes=10)).strftime(RUN_ID_FORMAT)  # window: 18 minutes back
+    ctx = ReaderContext(
+        spark, settings, FakeGlueContext(spark, {"public.currency": bookmarked}), previous_run
+    )
+    increment = glue.glue_reader(ctx, CURRENCY)
+    try:
+        expected = currency_rows(spark, [(2, "USD", late, late), (3, "EUR", now, now)])
+        assert_df_equality(increment.rows.orderBy("currency_id"), expected)
+    finally:
+        increment.rows.unpersist()
+
+
+def test_look_back_window_ends_at_the_previous_committed_extract_else_now() -> None:
+    now = datetime(2024, 11, 15, 9, 0, tzinfo=UTC)
+    previous = glue.lookback_anchor("20241115T084000123456Z", now)
+    assert previous == datetime(2024, 11, 15, 8, 40, 0, 123456, tzinfo=UTC)
+    assert glue.lookback_start(previous, 5) == datetime(2024, 11, 15, 8, 35, 0, 123456, tzinfo=UTC)
+    assert glue.lookback_anchor(None, now) == now  # first extract of this lake
+    plus_two = now.astimezone(timezone(timedelta(hours=2)))
+    assert glue.lookback_start(plus_two, 15) == datetime(2024, 11, 15, 8, 45, tzinfo=UTC)
+
+
+# ---------------------------------------------------------------------------------------------
+# Only shared/glue.py imports awsglue, and only inside functions
+# ---------------------------------------------------------------------------------------------
+
+
+def awsglue_imports(path: Path) -> list[ast.stmt]:
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import) and any(a.name.split(".")[0] == "awsglue" for a in node.names):
+            found.append(node)
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "awsglue":
+            found.append(node)
+    return found
+
+
+def test_only_the_glue_seam_imports_awsglue_and_never_at_module_level() -> None:
+    sources = sorted([*(ROOT / "shared").rglob("*.py"), *(ROOT / "glue_jobs").glob("*.py")])
+    importers = {p.relative_to(ROOT).as_posix() for p in sources if awsglue_imports(p)}
+    assert importers == {"shared/glue.py"}
+    module_level = ast.parse((ROOT / "shared" / "glue.py").read_text(encoding="utf-8")).body
+    assert not [n for n in module_level if n in awsglue_imports(ROOT / "shared" / "glue.py")]
+
+
+def test_every_shared_module_imports_without_awsglue() -> None:
+    code = textwrap.dedent(
+        f"""
+        import importlib, pkgutil, sys
+        sys.path.insert(0, {str(ROOT)!r})
+        sys.modules["awsglue"] = None  # any `import awsglue...` now raises ImportError
+        import shared
+        names = sorted(m.name for m in pkgutil.walk_packages(shared.__path__, "shared."))
+        for name in names:
+            importlib.import_module(name)
+        print(" ".join(names))
+        """
+    )
+    result = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    modules = {
+        ".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        for p in (ROOT / "shared").rglob("*.py")
+        if "__pycache__" not in p.parts
+    }
+    assert set(result.stdout.split()) == modules - {"shared"}
+    assert "shared.glue" in modules
