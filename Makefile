@@ -59,5 +59,5 @@ test: setup checkov-env ## the whole suite: lint, unit, real-Spark + real-Postgr
 	$(VENV)/bin/pytest -q
 
 clean: ## remove local state (embedded databases, lake, metastore); keeps .venv
-	-test -x $(TOTES) && $(TOTES) db stop
+	-test -x $(TOTES) && test -d .local/pg && $(TOTES) db destroy
 	rm -rf .local dist

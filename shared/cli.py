@@ -5,7 +5,7 @@
     totes simulate [--sales-orders N ...]      changes like the live ToteSys makes
     totes status                                 bookmarks, last runs, row counts, quarantine
     totes query "SQL"                            SQL over the processed lake through the catalog
-    totes db start|stop|urls                     the embedded PostgreSQL
+    totes db start|stop|urls|destroy             the embedded PostgreSQL
 
 Settings come from the environment (TOTESYS_URL, WAREHOUSE_URL, LAKE_ROOT, CATALOG_DATABASE,
 LOOKBACK_MINUTES), overridable by flags. Without TOTESYS_URL / WAREHOUSE_URL an embedded PostgreSQL
@@ -50,7 +50,7 @@ def _settings(args: argparse.Namespace) -> Settings:
     return Settings.from_env(env, default_lake=str(LOCAL_HOME / "lake"))
 
 
-def _with_databases(settings: Settings, *, admin: bool = False) -> Settings:
+def _with_databases(settings: Settings) -> Settings:
     """Resolve unset database URLs to the embedded server (started if needed)."""
     if settings.totesys and settings.warehouse:
         return settings
@@ -58,18 +58,24 @@ def _with_databases(settings: Settings, *, admin: bool = False) -> Settings:
     server.start()
     for name in ("totesys", "warehouse"):
         server.create_database(name)
-    reader = "totes_admin" if admin else "totesys_reader"
     return settings.with_databases(
-        parse_pg_url("TOTESYS_URL", server.url("totesys", user=reader)),
+        parse_pg_url("TOTESYS_URL", server.url("totesys", user="totesys_reader")),
         parse_pg_url("WAREHOUSE_URL", server.url("warehouse")),
     )
 
 
-def _admin_totesys(settings: Settings) -> PgUrl:
-    """The URL seed/simulate write through: TOTESYS_URL if given, else the embedded admin."""
-    if settings.totesys is not None:
-        return settings.totesys
-    return _with_databases(settings, admin=True).require_totesys()
+def _writable_totesys(args: argparse.Namespace) -> PgUrl:
+    """The database seed/simulate write to: `--url` if given, else the embedded `totesys`.
+
+    Never TOTESYS_URL: the pipeline only ever reads the source it names (production credentials
+    are read-only), so writing to another database must be asked for explicitly.
+    """
+    if args.url:
+        return parse_pg_url("--url", args.url)
+    server = _embedded()
+    server.start()
+    server.create_database("totesys")
+    return parse_pg_url("embedded totesys", server.url("totesys"))
 
 
 def _spark(settings: Settings):  # type: ignore[no-untyped-def]
@@ -125,7 +131,7 @@ def _print_reports(reports: Sequence[JobReport]) -> None:
 def cmd_seed(args: argparse.Namespace) -> int:
     from shared import totesys
 
-    url = _admin_totesys(_settings(args)).conninfo
+    url = _writable_totesys(args).conninfo
     totesys.create_schema(url)
     if args.if_empty and any(totesys.table_counts(url).values()):
         print("totes seed: ToteSys already has data; left as it is (--if-empty)")
@@ -147,7 +153,7 @@ def cmd_seed(args: argparse.Namespace) -> int:
 def cmd_simulate(args: argparse.Namespace) -> int:
     from shared import totesys
 
-    url = _admin_totesys(_settings(args)).conninfo
+    url = _writable_totesys(args).conninfo
     done = totesys.simulate(
         url,
         sales_orders=args.sales_orders,
@@ -189,6 +195,10 @@ def cmd_db(args: argparse.Namespace) -> int:
         server.stop()
         print("embedded PostgreSQL stopped")
         return 0
+    if args.action == "destroy":
+        server.destroy()
+        print("embedded PostgreSQL stopped and its data deleted")
+        return 0
     server.start()
     for name in ("totesys", "warehouse"):
         server.create_database(name)
@@ -214,14 +224,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--job", choices=["extract", "transform", "load"], help="run only this job")
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("seed", parents=[common], help="create and fill the ToteSys database")
+    writable = argparse.ArgumentParser(add_help=False)
+    writable.add_argument(
+        "--url",
+        help="postgresql:// URL of the database to write (default: the embedded totesys; never TOTESYS_URL)",
+    )
+    p = sub.add_parser("seed", parents=[writable], help="create and fill a ToteSys database")
     p.add_argument("--from-parquet", metavar="DIR", help="load a snapshot (one Parquet file per table)")
     p.add_argument("--scale", type=float, default=1.0, help="synthetic volume, 1 = the real sizes")
     p.add_argument("--seed", type=int, default=42, help="random seed for synthetic data")
     p.add_argument("--if-empty", action="store_true", help="do nothing if ToteSys already has rows")
     p.set_defaults(func=cmd_seed)
 
-    p = sub.add_parser("simulate", parents=[common], help="apply changes like the live ToteSys")
+    p = sub.add_parser("simulate", parents=[writable], help="apply changes like the live ToteSys")
     p.add_argument("--sales-orders", type=int, default=21)
     p.add_argument("--purchase-orders", type=int, default=9)
     p.add_argument("--paid-batch", action="store_true", help="run the daily paid-payments batch")
@@ -239,7 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_query)
 
     p = sub.add_parser("db", help="the embedded PostgreSQL")
-    p.add_argument("action", choices=["start", "stop", "urls"])
+    p.add_argument("action", choices=["start", "stop", "urls", "destroy"])
     p.set_defaults(func=cmd_db)
     return parser
 

@@ -73,15 +73,12 @@ def test_seed_run_status_and_query_end_to_end(tmp_path, pg) -> None:
         "LAKE_ROOT": str(tmp_path / "lake"),
         "CATALOG_DATABASE": f"cli_{suffix}",
     }
-    seeded = totes("seed", "--scale", "0.02", env=env)
+    seeded = totes("seed", "--url", pg.url(source), "--scale", "0.02", env=env)
     assert seeded.returncode == 0, seeded.stderr
     with psycopg.connect(pg.url(source)) as conn:
         orders = conn.execute("SELECT count(*) FROM sales_order").fetchone()[0]
-    assert (
-        f"sales_order{orders:>10,}" in seeded.stdout.replace("  ", " ").replace(" sales", "sales")
-        or str(orders) in seeded.stdout
-    )
-    again = totes("seed", env=env)
+    assert f"  {'sales_order':<16}{orders:>10,}" in seeded.stdout.splitlines()
+    again = totes("seed", "--url", pg.url(source), env=env)
     assert again.returncode == 1 and "refusing" in again.stderr
 
     ran = totes("run", env=env)
@@ -95,14 +92,11 @@ def test_seed_run_status_and_query_end_to_end(tmp_path, pg) -> None:
     status = totes("status", env=env)
     assert status.returncode == 0, status.stderr
     assert "extract_sales_order" in status.stdout and "SUCCEEDED" in status.stdout
-    assert (
-        f"fact_sales_order{orders:>16}" in status.stdout.replace(" " * 6, "")
-        or "fact_sales_order" in status.stdout
-    )
+    assert f"{'fact_sales_order':<22}{orders:>10}" in status.stdout
 
     query = totes("query", "SELECT count(*) AS n FROM fact_sales_order", env=env)
     assert query.returncode == 0, query.stderr
-    assert f"|{orders:<5}|" in query.stdout.replace(" ", "") or f"|{orders}|" in query.stdout.replace(" ", "")
+    assert f"|{orders}|" in query.stdout.replace(" ", "").splitlines()
 
     one_job = totes("run", "--job", "transform", env=env)
     assert (
