@@ -16,7 +16,14 @@ import pytest
 
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 
-SNAPSHOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "totesys-2024-11-15"
+# The real ToteSys snapshot lives in the handbook folder beside the checkout (../shared/data);
+# TOTES_SNAPSHOT_DIR points elsewhere, e.g. for a clone made outside that layout.
+SNAPSHOT = Path(
+    os.environ.get(
+        "TOTES_SNAPSHOT_DIR",
+        Path(__file__).resolve().parents[2] / "shared" / "data" / "totesys-2024-11-15",
+    )
+)
 
 
 @pytest.fixture(scope="session")

@@ -72,9 +72,10 @@ class Scenario:
 
 
 @pytest.fixture(scope="module")
-def scenario(spark, pg, tmp_path_factory, request) -> Scenario:
+def scenario(spark, pg, tmp_path_factory) -> Scenario:
     from tests.conftest import SNAPSHOT
 
+    assert SNAPSHOT.is_dir(), f"real ToteSys snapshot not found at {SNAPSHOT}"
     return Scenario(spark, pg, tmp_path_factory.mktemp("pipeline"), SNAPSHOT)
 
 
