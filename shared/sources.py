@@ -1,24 +1,33 @@
 """JDBC access to PostgreSQL from Spark: connectivity checks and the incremental ToteSys read.
 
-`read_increment` is the local emulation of a Glue JDBC read with job bookmarks on `last_updated`:
-it pushes `last_updated >= bookmark` down to PostgreSQL and skips the rows at exactly the bookmark
-that an earlier run already took (their primary keys are kept in the bookmark). Re-reading the
-boundary instant is what keeps rows that share the last `last_updated` (the daily payments batch
-writes hundreds with one timestamp) from being lost; Glue's own `>` bookmark can lose them.
+`read_increment` is the local emulation of a Glue JDBC read with job bookmarks on `last_updated`,
+and goes beyond it twice (docs/adr/0003-extract-bookmark-boundary.md, docs/reliability.md):
+- it pushes `last_updated >= bookmark` down to PostgreSQL and skips the rows at exactly the bookmark
+  that an earlier run already took (their primary keys are kept in the bookmark). Re-reading the
+  boundary instant is what keeps rows that share the last `last_updated` (the daily payments batch
+  writes hundreds with one timestamp) from being lost; Glue's own `>` bookmark can lose them;
+- with a look-back window it re-reads `last_updated >= bookmark - window`, which catches a row whose
+  transaction committed late with a timestamp behind the bookmark. The versions (primary key,
+  last_updated) taken inside the window are remembered in the bookmark and skipped, so the window
+  costs a re-read on PostgreSQL but never re-writes a row into the ingestion zone.
+Table names in SQL come only from the contract's allow-list (shared/schema.py), never from data.
 Called by the extract job through the runtime seam; shared/glue.py has the Glue-native twin.
 """
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import reduce
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.types import IntegerType, StructField, StructType, TimestampType
 
 from shared.config import PgUrl
-from shared.schema import SourceTable
+from shared.schema import SOURCE_TABLES, SourceTable
 
 TS_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 
@@ -57,8 +66,17 @@ def java_reason(exc: BaseException) -> str:
     return line[:300]
 
 
+class NotAllowListed(ValueError):
+    """A table name that is not in the source contract's allow-list reached the SQL layer."""
+
+
 def read_table(spark: SparkSession, url: PgUrl, table: str, **options: str) -> DataFrame:
-    """A lazily-read PostgreSQL table (identifier from the allow-list only)."""
+    """A lazily-read ToteSys table; `table` must be one of the contract's (shared/schema.py)."""
+    if table not in SOURCE_TABLES:
+        raise NotAllowListed(
+            f"{table!r} is not a ToteSys table of the contract; SQL is only built from the allow-list "
+            f"({', '.join(sorted(SOURCE_TABLES))})"
+        )
     reader = spark.read.format("jdbc").option("url", url.jdbc_url).option("dbtable", f'public."{table}"')
     for key, value in {**url.jdbc_properties, "fetchsize": "10000", **options}.items():
         reader = reader.option(key, value)
@@ -71,6 +89,7 @@ class Increment:
 
     rows: DataFrame
     bookmark: dict[str, Any] | None  # None: nothing new, keep the old bookmark
+    notes: tuple[str, ...] = ()  # things worth telling a person, e.g. source columns not extracted
 
 
 def contract_columns(table: SourceTable, source: DataFrame) -> DataFrame:
@@ -85,6 +104,12 @@ def contract_columns(table: SourceTable, source: DataFrame) -> DataFrame:
     return source.select([F.col(c.name).cast(c.spark_type).alias(c.name) for c in table.columns])
 
 
+def extra_columns(table: SourceTable, source: DataFrame) -> list[str]:
+    """Source columns the contract does not know: not extracted, but reported (never silently)."""
+    known = set(table.column_names)
+    return [c for c in source.columns if c.lower() not in known]
+
+
 def read_increment(
     spark: SparkSession,
     url: PgUrl,
@@ -94,27 +119,88 @@ def read_increment(
 ) -> Increment:
     """Rows of `table` changed since `bookmark` (all rows on the first run), persisted.
 
-    Bookmark = {"last_updated": highest last_updated taken, "keys": primary keys taken at exactly
-    that instant}. With a look-back window the read starts earlier; versions already taken are then
-    de-duplicated downstream by (primary key, last_updated).
+    Bookmark = {"last_updated": highest last_updated taken (T), "keys": primary keys taken at
+    exactly T, and with a look-back window "window": {last_updated: [primary keys]} for every
+    other version taken in [T - window, T)}. The read takes `last_updated >= T - window` and drops
+    every version the bookmark names, so each version is extracted once (at-least-once after a
+    crash before commit), and a late-committed row with a timestamp inside the window is caught.
     """
-    rows = contract_columns(table, read_table(spark, url, table.name))
+    source = read_table(spark, url, table.name)
+    notes = tuple(
+        f"totesys.{table.name}: column {c} is not in the contract (SPEC.md section 1) and is not extracted"
+        for c in extra_columns(table, source)
+    )
+    rows = contract_columns(table, source)
     pk = table.primary_key
+    high_before: datetime | None = None
+    taken: dict[datetime, set[int]] = {}
     if bookmark:
-        since = datetime.strptime(bookmark["last_updated"], TS_FORMAT)
-        rows = rows.where(F.col("last_updated") >= F.lit(since - lookback))
-        if bookmark.get("keys"):
-            seen = (F.col("last_updated") == F.lit(since)) & F.col(pk).isin(bookmark["keys"])
-            rows = rows.where(~seen)
+        high_before = _parse_ts(bookmark["last_updated"])
+        rows = rows.where(F.col("last_updated") >= F.lit(high_before - lookback))
+        taken = taken_versions(bookmark)
+        if taken:
+            rows = drop_versions(spark, rows, pk, taken)
     rows = rows.persist()
     summary = rows.agg(F.max("last_updated").alias("high")).first()
-    high = summary["high"] if summary else None
-    if high is None:
-        return Increment(rows, None)
-    keys = sorted(r[pk] for r in rows.where(F.col("last_updated") == F.lit(high)).select(pk).collect())
-    if bookmark and bookmark["last_updated"] == high.strftime(TS_FORMAT):
-        keys = sorted(set(keys) | set(bookmark.get("keys", [])))
-    elif bookmark and datetime.strptime(bookmark["last_updated"], TS_FORMAT) > high:
-        # Only look-back rows were new: the high-water mark never moves backwards.
-        return Increment(rows, {**bookmark, "keys": bookmark.get("keys", [])})
-    return Increment(rows, {"last_updated": high.strftime(TS_FORMAT), "keys": keys})
+    high_read = summary["high"] if summary else None
+    if high_read is None:
+        return Increment(rows, None, notes)
+    # The high-water mark never moves backwards (only look-back rows may be new).
+    high = high_read if high_before is None else max(high_before, high_read)
+    since = high - lookback
+    recent = rows.where(F.col("last_updated") >= F.lit(since)).select(pk, "last_updated").collect()
+    for row in recent:
+        taken.setdefault(row["last_updated"], set()).add(row[pk])
+    return Increment(rows, new_bookmark(taken, high, since), notes)
+
+
+def _parse_ts(text: str) -> datetime:
+    return datetime.strptime(text, TS_FORMAT)
+
+
+def taken_versions(bookmark: dict[str, Any]) -> dict[datetime, set[int]]:
+    """The versions a bookmark says were taken: {last_updated: {primary keys}}."""
+    taken = {_parse_ts(ts): set(keys) for ts, keys in (bookmark.get("window") or {}).items()}
+    if bookmark.get("keys"):
+        taken.setdefault(_parse_ts(bookmark["last_updated"]), set()).update(bookmark["keys"])
+    return taken
+
+
+def new_bookmark(taken: dict[datetime, set[int]], high: datetime, since: datetime) -> dict[str, Any]:
+    """The bookmark after a read: high-water mark, its keys, and the versions still in the window."""
+    document: dict[str, Any] = {
+        "last_updated": high.strftime(TS_FORMAT),
+        "keys": sorted(taken.get(high, set())),
+    }
+    window = {
+        ts.strftime(TS_FORMAT): sorted(keys) for ts, keys in sorted(taken.items()) if since <= ts < high
+    }
+    if window:
+        document["window"] = window
+    return document
+
+
+# Up to this many distinct instants the skip is a WHERE clause pushed down to PostgreSQL (nothing
+# already taken crosses the wire); beyond it, a broadcast anti-join in Spark (a huge OR would slow
+# query planning more than transferring the rows costs).
+PUSHDOWN_INSTANTS = 64
+
+
+def drop_versions(
+    spark: SparkSession, rows: DataFrame, pk: str, versions: dict[datetime, set[int]]
+) -> DataFrame:
+    """`rows` without the given versions (primary key, last_updated).
+
+    The versions are the bookmark's: the keys at the high-water mark plus those taken in the
+    look-back window, so at most the rows changed in the window. Timestamps go through the same
+    Python-to-Spark conversion as the `last_updated` filter.
+    """
+    if len(versions) <= PUSHDOWN_INSTANTS:
+        taken = [
+            (F.col("last_updated") == F.lit(ts)) & F.col(pk).isin(sorted(keys))
+            for ts, keys in sorted(versions.items())
+        ]
+        return rows.where(~reduce(operator.or_, taken))
+    schema = StructType([StructField(pk, IntegerType(), False), StructField("last_updated", TimestampType())])
+    seen = spark.createDataFrame([(k, ts) for ts, keys in versions.items() for k in keys], schema)
+    return rows.join(F.broadcast(seen), [pk, "last_updated"], "left_anti")

@@ -4,7 +4,10 @@ Each run writes new objects only: `<ingestion>/<table>/extract_run=<run_id>/part
 carrying `_extract_run_id`. The run is published by a manifest `<ingestion>/_manifests/<run_id>.json`
 written after all its data and just before the bookmark commit: the transform reads only runs with
 a manifest, so output of a run that died half-way is never read as complete (and its rows are
-extracted again by the next run, from the uncommitted bookmark).
+extracted again by the next run, from the uncommitted bookmark: extraction is at-least-once, and
+the transform de-duplicates versions by (primary key, last_updated)).
+Source columns the contract does not know are not extracted, and said so in the run's message and
+manifest (never dropped silently); a missing contract column stops the run naming table and column.
 Called by glue_jobs/extract.py (Glue) and `totes run` (locally) through `run()`.
 """
 
@@ -48,9 +51,11 @@ def run(ctx: JobContext, read: Reader) -> dict[str, Any] | None:
     Returns the manifest, or None when no table had new rows (then nothing at all is written).
     """
     counts: dict[str, int] = {}
+    notes: list[str] = []
     for name in EXTRACT_ORDER:
         table = SOURCE_TABLES[name]
         increment = read(ctx, table)
+        notes.extend(increment.notes)
         try:
             rows = increment.rows.withColumn("_extract_run_id", F.lit(ctx.run_id))
             count = increment.rows.count()
@@ -75,9 +80,13 @@ def run(ctx: JobContext, read: Reader) -> dict[str, Any] | None:
     manifest = None
     if any(counts.values()):
         manifest = {"run_id": ctx.run_id, "tables": {t: n for t, n in counts.items() if n}}
+        if notes:
+            manifest["notes"] = notes
         write_json(
             storage_for(ctx.settings.ingestion), manifest_path(ctx.settings.ingestion, ctx.run_id), manifest
         )
     checkpoint("extract:before_commit")
     ctx.commit()
+    if notes:  # after commit, which records the run as SUCCEEDED with an empty message
+        ctx.report.message = "; ".join(notes)
     return manifest
