@@ -3,19 +3,23 @@
 This is the local twin of the Glue workflow (a scheduled trigger starting extract, conditional
 triggers on SUCCEEDED for the next jobs). It holds the lake's run lock for the whole run, checks
 that the databases answer before starting Spark work, and returns one report per job.
+Every failure becomes one line with any password masked (`one_line`, `redact`): that line is what
+the CLI prints and what the run history in the lake keeps.
 Called by `totes run` and by the integration tests.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import timedelta
+from urllib.parse import quote
 
 from pyspark.sql import SparkSession
 
 from shared.config import ConfigError, Settings
 from shared.jobs import extract, load, transform
-from shared.lake import run_lock
+from shared.lake import LakeLocked, run_lock
 from shared.runtime import JobContext, JobReport, LocalJobContext
 from shared.schema import SourceTable
 from shared.sources import Increment, SchemaDrift, SourceUnreachable, check_reachable, read_increment
@@ -58,17 +62,39 @@ def run_job(name: str, spark: SparkSession, settings: Settings) -> JobReport:
         else:
             raise ConfigError(f"unknown job {name!r}: expected one of {', '.join(JOBS)}")
     except BaseException as exc:
-        ctx.finish("FAILED", one_line(exc))
+        ctx.finish("FAILED", redact(one_line(exc), settings))
         raise
+    if ctx.report.message:  # a succeeded job's notes (e.g. source columns not in the contract)
+        ctx.finish(ctx.report.status, redact(ctx.report.message, settings))
     return ctx.report
 
 
-def one_line(exc: BaseException) -> str:
-    if isinstance(exc, SourceUnreachable | SchemaDrift | WarehouseError | ConfigError):
-        return str(exc)
-    from shared.sources import java_reason
+# postgresql://user:secret@host, password=secret, "password": "secret": the secret is replaced.
+_URL_PASSWORD = re.compile(r"(?i)\b(postgres(?:ql)?://[^:/@\s]+:)[^@\s]+@")
+_KEY_PASSWORD = re.compile(r"""(?i)(\bpassword["']?\s*[=:]\s*["']?)[^\s"'&,;}]+""")
+MASK = "***"
 
-    return f"{type(exc).__name__}: {java_reason(exc)}"
+
+def one_line(exc: BaseException) -> str:
+    """The reason of a failure on one line, without a Java stack trace, passwords masked."""
+    if isinstance(exc, SourceUnreachable | SchemaDrift | WarehouseError | ConfigError | LakeLocked):
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    else:
+        from shared.sources import java_reason
+
+        text = f"{type(exc).__name__}: {java_reason(exc)}"
+    return redact(text)
+
+
+def redact(text: str, settings: Settings | None = None) -> str:
+    """`text` with the passwords of `settings` (and anything shaped like a password) masked."""
+    if settings is not None:
+        for url in (settings.totesys, settings.warehouse):
+            if url is not None and url.password:
+                for form in {url.password, quote(url.password, safe="")}:
+                    text = text.replace(form, MASK)
+    text = _URL_PASSWORD.sub(rf"\g<1>{MASK}@", text)
+    return _KEY_PASSWORD.sub(rf"\g<1>{MASK}", text)
 
 
 def run_workflow(spark: SparkSession, settings: Settings, jobs: Sequence[str] = JOBS) -> list[JobReport]:
@@ -83,5 +109,5 @@ def run_workflow(spark: SparkSession, settings: Settings, jobs: Sequence[str] = 
             try:
                 reports.append(run_job(name, spark, settings))
             except Exception as exc:
-                raise JobFailed(name, one_line(exc), reports) from exc
+                raise JobFailed(name, redact(one_line(exc), settings), reports) from exc
     return reports
