@@ -107,6 +107,11 @@ def parse_pg_url(setting: str, value: str) -> PgUrl:
 
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
+# The extract's look-back window (docs/reliability.md): long enough for the longest ToteSys write
+# transaction plus clock skew; ToteSys' own transactions last well under a second. The same default
+# locally, on Glue and in Terraform (`lookback_minutes`); 0 turns it off (Glue-bookmark behaviour).
+DEFAULT_LOOKBACK_MINUTES = 5
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -121,7 +126,7 @@ class Settings:
     warehouse: PgUrl | None = None
     ingestion_root: str | None = None  # defaults to <lake_root>/ingestion (a separate bucket on AWS)
     catalog_database: str = "totes"
-    lookback_minutes: int = 0
+    lookback_minutes: int = DEFAULT_LOOKBACK_MINUTES
 
     @property
     def ingestion(self) -> str:
@@ -169,7 +174,7 @@ class Settings:
         TOTESYS_URL, WAREHOUSE_URL: postgresql:// URLs; unset means the embedded server.
         LAKE_ROOT: a local folder or s3://bucket/prefix. INGESTION_ROOT: optional separate location
         for the ingestion zone. CATALOG_DATABASE: catalog database name. LOOKBACK_MINUTES: extra
-        window re-read by every extract (0 = off).
+        window re-read by every extract (default DEFAULT_LOOKBACK_MINUTES, 0 = off).
         """
         lake = (env.get("LAKE_ROOT") or default_lake).strip()
         if not is_s3(lake):
@@ -179,7 +184,7 @@ class Settings:
         db = env.get("CATALOG_DATABASE", "totes").strip()
         if not _IDENT.match(db):
             raise ConfigError(f"CATALOG_DATABASE={db!r} must be a lower-case identifier ([a-z_][a-z0-9_]*)")
-        raw_lookback = env.get("LOOKBACK_MINUTES", "0").strip() or "0"
+        raw_lookback = env.get("LOOKBACK_MINUTES", "").strip() or str(DEFAULT_LOOKBACK_MINUTES)
         try:
             lookback = int(raw_lookback)
         except ValueError:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.config import ConfigError, Settings, parse_pg_url
+from shared.config import DEFAULT_LOOKBACK_MINUTES, ConfigError, Settings, parse_pg_url
 
 
 def test_parses_a_full_url_into_jdbc_and_masks_the_password() -> None:
@@ -55,7 +55,7 @@ def test_settings_defaults_put_all_state_under_the_lake(tmp_path) -> None:
     assert settings.processed == f"{tmp_path}/lake/processed"
     assert settings.state == f"{tmp_path}/lake/_state"
     assert settings.catalog_dir == tmp_path / "lake" / "_catalog"
-    assert settings.catalog_database == "totes" and settings.lookback_minutes == 0
+    assert settings.catalog_database == "totes" and settings.lookback_minutes == DEFAULT_LOOKBACK_MINUTES == 5
 
 
 def test_s3_lake_with_a_separate_ingestion_bucket() -> None:

@@ -28,7 +28,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
 from shared import glue
-from shared.config import ConfigError, Settings
+from shared.config import DEFAULT_LOOKBACK_MINUTES, ConfigError, Settings
 from shared.lake import RUN_ID_FORMAT, S3Storage, read_json
 from shared.schema import SOURCE_TABLES
 
@@ -120,7 +120,7 @@ def test_optional_arguments_take_the_local_defaults() -> None:
     }
     settings = glue.settings_from_glue_args(args, logins())
     assert settings.ingestion == "s3://totes-processed/ingestion"
-    assert (settings.catalog_database, settings.lookback_minutes) == ("totes", 0)
+    assert (settings.catalog_database, settings.lookback_minutes) == ("totes", DEFAULT_LOOKBACK_MINUTES)
 
 
 def test_only_present_optional_arguments_are_asked_of_getresolvedoptions() -> None:
@@ -165,7 +165,7 @@ def test_real_getresolvedoptions_resolves_a_glue_argv_into_settings() -> None:
         token for name in glue.GLUE_ARGUMENTS.required[1:] for token in (f"--{name}", ARGS[name])
     ]
     args = utils.getResolvedOptions(required_only, glue.glue_option_names(required_only))
-    assert glue.settings_from_glue_args(args, logins()).lookback_minutes == 0
+    assert glue.settings_from_glue_args(args, logins()).lookback_minutes == DEFAULT_LOOKBACK_MINUTES
 
 
 @pytest.mark.parametrize(

@@ -22,6 +22,8 @@ from typing import Any
 import hcl2
 import pytest
 
+from shared.config import DEFAULT_LOOKBACK_MINUTES
+
 ROOT = Path(__file__).resolve().parents[1]
 TF_DIR = ROOT / "terraform"
 CHECKOV = Path(os.environ.get("CHECKOV_BIN", ROOT / ".tools" / "checkov" / "bin" / "checkov"))
@@ -276,8 +278,9 @@ def test_every_job_gets_the_contract_arguments(step: str) -> None:
     }
     for key, value in expected_refs.items():
         assert args.get(key) == value, f"{step}: {key} = {args.get(key)!r}, expected {value!r}"
-    # Glue's native bookmark reads strictly after the last value: the look-back window is on by default.
-    assert var_default("lookback_minutes") == 5
+    # Glue's native bookmark reads strictly after the last value: the look-back window is on by
+    # default, and the same default as the jobs' own (shared/config.py).
+    assert var_default("lookback_minutes") == DEFAULT_LOOKBACK_MINUTES
 
 
 def test_code_is_uploaded_from_dist_with_a_content_hash() -> None:
