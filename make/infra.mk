@@ -30,12 +30,7 @@ tf-fmt: ## terraform fmt -check over terraform/ (no providers needed)
 checkov-env: $(CHECKOV_STAMP) ## create the checkov tool virtualenv (.tools/checkov, pinned version)
 
 $(CHECKOV_STAMP):
-	@command -v $(CHECKOV_PYTHON) >/dev/null || { echo "need $(CHECKOV_PYTHON) to create $(CHECKOV_VENV)"; exit 1; }
-	rm -rf $(CHECKOV_VENV)
-	$(CHECKOV_PYTHON) -m venv $(CHECKOV_VENV)
-	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(CHECKOV_VENV)/bin/python -m pip install --quiet 'checkov==$(CHECKOV_VERSION)'
-	touch $@
+	$(call tool_venv,$(CHECKOV_PYTHON),$(CHECKOV_VENV),'checkov==$(CHECKOV_VERSION)')
 
 checkov: $(CHECKOV_STAMP) ## static security checks of terraform/ (0 failed; skips are inline with reasons)
 	$(CHECKOV) -d $(TF_DIR) --skip-download --quiet --compact
