@@ -11,6 +11,8 @@ The Glue implementation lives in shared/glue.py, the only module that imports aw
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -40,6 +42,9 @@ class JobReport:
     seconds: float = 0.0
     tables: dict[str, TableStats] = field(default_factory=dict)
     message: str = ""
+    # Wall-clock seconds per step of the job (`JobContext.phase`): the cheap profile of where the
+    # time goes, kept in the run history (`make bench` reads it, docs/performance.md).
+    phases: dict[str, float] = field(default_factory=dict)
 
     def table(self, name: str) -> TableStats:
         return self.tables.setdefault(name, TableStats())
@@ -68,6 +73,23 @@ class JobContext:
 
     def commit(self) -> None:
         raise NotImplementedError
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        """Time one step of the job into `report.phases[name]` (summed if repeated).
+
+        The Spark jobs started inside carry `<job>:<name>` as their description, so an event log or
+        the Spark UI attributes them to the same step.
+        """
+        context = self.spark.sparkContext
+        context.setJobDescription(f"{self.name}:{name}")
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            spent = time.monotonic() - started
+            self.report.phases[name] = round(self.report.phases.get(name, 0.0) + spent, 3)
+            context.setJobDescription(None)  # type: ignore[arg-type]
 
 
 class LocalJobContext(JobContext):

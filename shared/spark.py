@@ -58,6 +58,12 @@ def build_spark(catalog_dir: Path, app_name: str = "totes", shuffle_partitions: 
         .config("spark.sql.sources.partitionOverwriteMode", "dynamic")
         .enableHiveSupport()
     )
+    event_log = os.environ.get("TOTES_SPARK_EVENT_LOG_DIR")
+    if event_log:  # profiling (make bench, docs/performance.md): every job, stage and task, as JSON lines
+        Path(event_log).mkdir(parents=True, exist_ok=True)
+        builder = builder.config("spark.eventLog.enabled", "true").config(
+            "spark.eventLog.dir", Path(event_log).resolve().as_uri()
+        )
     jar = jdbc_jar()
     if jar:
         # Also on the driver's own classpath: the load's transaction uses java.sql.DriverManager
