@@ -271,13 +271,23 @@ class GlueJobContext(LocalJobContext):
         self.job.commit()
 
 
-def bookmarked_read_options(url: PgUrl, table: SourceTable) -> dict[str, Any]:
+# The tables that grow with the business (millions of rows at 100x the real volumes): their first,
+# full read is split into this many parallel JDBC queries on the primary key, the Glue twin of the
+# local partitioned read (shared/sources.py, docs/performance.md). Later reads are a few rows behind
+# the bookmark: one query, since every split query would scan the table for the bookmark again.
+PARALLEL_READ_TABLES = frozenset({"sales_order", "purchase_order", "transaction", "payment"})
+GLUE_HASH_PARTITIONS = 8
+
+
+def bookmarked_read_options(url: PgUrl, table: SourceTable, parallel: bool = False) -> dict[str, Any]:
     """Connection options of the extract's JDBC read with a Glue job bookmark on `last_updated`.
 
     `dbtable` is unquoted: table names come from the contract's allow-list, are lower case, and none
-    is a reserved word in PostgreSQL (`transaction` is not reserved).
+    is a reserved word in PostgreSQL (`transaction` is not reserved). With `parallel`, a big table
+    is read by GLUE_HASH_PARTITIONS queries on `primary key % n` (`hashexpression`, an integer
+    column, so PostgreSQL needs no hashing).
     """
-    return {
+    options: dict[str, Any] = {
         "url": url.jdbc_url,
         "user": url.user,
         "password": url.password,
@@ -285,6 +295,9 @@ def bookmarked_read_options(url: PgUrl, table: SourceTable) -> dict[str, Any]:
         "jobBookmarkKeys": [BOOKMARK_KEY],
         "jobBookmarkKeysSortOrder": "asc",
     }
+    if parallel and table.name in PARALLEL_READ_TABLES:
+        options |= {"hashexpression": table.primary_key, "hashpartitions": str(GLUE_HASH_PARTITIONS)}
+    return options
 
 
 def glue_reader(ctx: JobContext, table: SourceTable) -> Increment:
@@ -302,7 +315,10 @@ def glue_reader(ctx: JobContext, table: SourceTable) -> Increment:
     url = ctx.settings.require_totesys()
     frame = glue_context.create_dynamic_frame.from_options(
         connection_type="postgresql",
-        connection_options=bookmarked_read_options(url, table),
+        # No committed extract yet: this is the full first read.
+        connection_options=bookmarked_read_options(
+            url, table, parallel=getattr(ctx, "previous_run_id", None) is None
+        ),
         transformation_ctx=extract.transformation_ctx(table.name),
     )
     rows = _contract_rows(ctx.spark, table, frame.toDF())

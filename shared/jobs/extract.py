@@ -54,20 +54,22 @@ def run(ctx: JobContext, read: Reader) -> dict[str, Any] | None:
     notes: list[str] = []
     for name in EXTRACT_ORDER:
         table = SOURCE_TABLES[name]
-        increment = read(ctx, table)
+        with ctx.phase("jdbc read"):  # the read is persisted: the fetch from PostgreSQL happens here
+            increment = read(ctx, table)
         notes.extend(increment.notes)
         try:
             rows = increment.rows.withColumn("_extract_run_id", F.lit(ctx.run_id))
-            count = increment.rows.count()
+            count = increment.count if increment.count is not None else increment.rows.count()
             if count:
                 files = max(1, -(-count // ROWS_PER_JSON_FILE))
-                (
-                    rows.coalesce(files)
-                    .write.mode("errorifexists")  # never overwrite: every run writes new objects
-                    .option("timestampFormat", JSON_TIMESTAMP_FORMAT)
-                    .option("ignoreNullFields", "false")
-                    .json(ingestion_path(ctx.settings.ingestion, name, ctx.run_id))
-                )
+                with ctx.phase("json write"):
+                    (
+                        rows.coalesce(files)
+                        .write.mode("errorifexists")  # never overwrite: every run writes new objects
+                        .option("timestampFormat", JSON_TIMESTAMP_FORMAT)
+                        .option("ignoreNullFields", "false")
+                        .json(ingestion_path(ctx.settings.ingestion, name, ctx.run_id))
+                    )
             counts[name] = count
             ctx.report.table(name).read = count
             ctx.report.table(name).written = count
