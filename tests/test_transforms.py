@@ -14,7 +14,7 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import DateType, StringType, StructField, StructType
+from pyspark.sql.types import DateType, IntegerType, StringType, StructField, StructType
 
 from shared import transforms as T
 from shared.schema import SOURCE_TABLES
@@ -356,3 +356,58 @@ def test_fact_dates_lists_every_date_a_fact_refers_to_once(spark):
 def test_fact_dates_needs_a_fact(spark):
     with pytest.raises(T.StarSchemaError, match="exactly one of"):
         T.fact_dates(star(spark, "dim_date", []))
+
+
+# --------------------------------------------------------------------------- fact versions to publish
+
+VERSION = StructType(
+    [
+        StructField("payment_id", IntegerType(), False),
+        StructField("last_updated_date", DateType(), False),
+        StructField("last_updated_time", StringType(), False),
+        StructField("created_year", IntegerType(), False),
+        StructField("created_month", IntegerType(), False),
+    ]
+)
+ON_DISK = StructType([*VERSION.fields, StructField("transform_run_id", StringType(), True)])
+D = date(2024, 11, 15)
+
+
+def test_uncommitted_versions_drops_committed_adopts_a_dead_runs_and_stamps_new_ones(spark):
+    from shared.jobs.transform import ON_DISK_RUN, uncommitted_versions
+
+    batch = spark.createDataFrame(
+        [
+            (1, D, "07:55:11.885", 2024, 11),  # written by the committed run r2
+            (2, D, "07:55:11.885", 2024, 11),  # appended by r3, which died before its commit
+            (3, D, "07:55:11.885", 2024, 11),  # new
+            (1, D, "09:00:00.000", 2024, 11),  # a new version of payment 1
+        ],
+        VERSION,
+    )  # fmt: skip
+    existing = spark.createDataFrame(
+        [
+            (1, D, "07:55:11.885", 2024, 11, "r2"),
+            (2, D, "07:55:11.885", 2024, 11, "r3"),
+            (9, D, "07:55:11.885", 2024, 10, "r1"),  # not in the batch: not its business
+        ],
+        ON_DISK,
+    )  # fmt: skip
+    expected = spark.createDataFrame(
+        [
+            (1, D, "09:00:00.000", 2024, 11, None, "r4"),
+            (2, D, "07:55:11.885", 2024, 11, "r3", "r3"),
+            (3, D, "07:55:11.885", 2024, 11, None, "r4"),
+        ],
+        StructType([*VERSION.fields, StructField(ON_DISK_RUN, StringType()), StructField("transform_run_id", StringType())]),
+    )  # fmt: skip
+    fresh = uncommitted_versions(batch, existing, "fact_payment", committed_run="r2", run_id="r4")
+    assert_df_equality(fresh, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_uncommitted_versions_of_a_new_table_are_all_new(spark):
+    from shared.jobs.transform import ON_DISK_RUN, uncommitted_versions
+
+    batch = spark.createDataFrame([(3, D, "07:55:11.885", 2024, 11)], VERSION)
+    fresh = uncommitted_versions(batch, None, "fact_payment", committed_run="", run_id="r1")
+    assert fresh.select(ON_DISK_RUN, "transform_run_id").collect() == [(None, "r1")]

@@ -4,7 +4,9 @@ Reads only extract runs published (by manifest) after its bookmark, validates ev
 contract (rejects go to the quarantine zone with their reason), and writes:
 - facts: one row per source version, appended under `<processed>/<fact>/created_year=/created_month=`,
   each version exactly once: versions already in the table are anti-joined away, so re-processing
-  after a crash never duplicates a fact;
+  after a crash never duplicates a fact. Versions a run that died before its commit appended are
+  found in the table (not through the committed state, which never heard of them) and *adopted*:
+  published as this run's change, so the load still takes them and dim_date still covers them;
 - dimensions: complete snapshots rebuilt from the latest state of their source tables, each written
   to a new `version-<run_id>` folder and switched to atomically (catalog location + `_current.json`);
 - `_latest/<source table>`: the latest version of every dimension source row, so a dimension built
@@ -70,6 +72,10 @@ def version_path(processed: str, table: str, run_id: str) -> str:
     return join(processed, table, f"version-{run_id}")
 
 
+def changes_path(processed: str, table: str, run_id: str) -> str:
+    return join(processed, table, f"changes-{run_id}")
+
+
 def fact_path(processed: str, fact: str) -> str:
     return join(processed, fact)
 
@@ -116,6 +122,7 @@ def run(ctx: JobContext) -> dict[str, Any] | None:
     spark, settings = ctx.spark, ctx.settings
     ingestion_store = storage_for(settings.ingestion)
     state: dict[str, Any] = ctx.bookmark(BOOKMARK) or {"extract_watermark": "", "latest": {}, "tables": {}}
+    committed_run = last_committed_run(state)
     manifests = [
         read_json(ingestion_store, manifest_path(settings.ingestion, name.removesuffix(".json")))
         for name in ingestion_store.list_names(join(settings.ingestion, "_manifests"))
@@ -137,116 +144,138 @@ def run(ctx: JobContext) -> dict[str, Any] | None:
     changed_sources: set[str] = set()
     valid: dict[str, DataFrame] = {}
     known: dict[str, DataFrame] = {}
-    for table in VALIDATION_ORDER:
-        source = SOURCE_TABLES[table]
-        pk = source.primary_key
-        runs = sorted(m["run_id"] for m in manifests if m["tables"].get(table))
-        rows = read_ingestion(spark, settings.ingestion, table, runs)
-        n_read = n_rejected = 0
-        valid[table] = rows.drop(CORRUPT_COLUMN)
-        if runs:
-            checked = check_rows(source, rows, known)
-            # Persisting the annotated rows lets the counts, the valid side and the rejects share
-            # one parse and one validation: a single Spark action here per table.
-            annotated = keep(checked.annotated)
-            counts = annotated.agg(
-                F.count(F.lit(1)).alias("read"),
-                F.sum((F.col(REASON_COLUMN) != "").cast("int")).alias("rejected"),
-            ).first()
-            assert counts is not None
-            n_read, n_rejected = counts["read"], counts["rejected"] or 0
-            valid[table] = checked.valid
-            if n_rejected:
-                (
-                    checked.rejected.withColumn("_transform_run_id", F.lit(ctx.run_id))
-                    .coalesce(1)
-                    .write.mode("errorifexists")
-                    .json(join(settings.quarantine, table, f"transform_run={ctx.run_id}"))
-                )
-        ctx.report.table(table).read = n_read
-        ctx.report.table(table).quarantined = n_rejected
-        if table in LATEST_TABLES:
-            previous = _parquet_or_none(spark, state["latest"].get(table))
-            if n_read > n_rejected:
-                merged = valid[table].select(source.column_names)
-                if previous is not None:
-                    merged = previous.select(source.column_names).unionByName(merged)
-                latest[table] = keep(T.latest_versions(merged, pk))
-                changed_sources.add(table)
-            elif previous is not None:
-                latest[table] = previous
-            if table in latest:
-                known[table] = latest[table].select(pk)
-        else:  # fact sources: known ids = ids already in the processed fact table + this batch's
-            ids = valid[table].select(pk)
-            existing = _existing_fact(spark, state, FACT_OF_SOURCE[table])
-            known[table] = ids if existing is None else existing.select(pk).unionByName(ids).distinct()
+    with ctx.phase("json read + validate"):
+        for table in VALIDATION_ORDER:
+            source = SOURCE_TABLES[table]
+            pk = source.primary_key
+            runs = sorted(m["run_id"] for m in manifests if m["tables"].get(table))
+            rows = read_ingestion(spark, settings.ingestion, table, runs)
+            n_read = n_rejected = 0
+            valid[table] = rows.drop(CORRUPT_COLUMN)
+            if runs:
+                checked = check_rows(source, rows, known)
+                # Persisting the annotated rows lets the counts, the valid side and the rejects share
+                # one parse and one validation: a single Spark action here per table.
+                annotated = keep(checked.annotated)
+                counts = annotated.agg(
+                    F.count(F.lit(1)).alias("read"),
+                    F.sum((F.col(REASON_COLUMN) != "").cast("int")).alias("rejected"),
+                ).first()
+                assert counts is not None
+                n_read, n_rejected = counts["read"], counts["rejected"] or 0
+                valid[table] = checked.valid
+                if n_rejected:
+                    (
+                        checked.rejected.withColumn("_transform_run_id", F.lit(ctx.run_id))
+                        .coalesce(1)
+                        .write.mode("errorifexists")
+                        .json(join(settings.quarantine, table, f"transform_run={ctx.run_id}"))
+                    )
+            ctx.report.table(table).read = n_read
+            ctx.report.table(table).quarantined = n_rejected
+            if table in LATEST_TABLES:
+                previous = _parquet_or_none(spark, state["latest"].get(table))
+                if n_read > n_rejected:
+                    merged = valid[table].select(source.column_names)
+                    if previous is not None:
+                        merged = previous.select(source.column_names).unionByName(merged)
+                    latest[table] = keep(T.latest_versions(merged, pk))
+                    changed_sources.add(table)
+                elif previous is not None:
+                    latest[table] = previous
+                if table in latest:
+                    known[table] = latest[table].select(pk)
+            else:  # fact sources: known ids = ids already in the processed fact table + this batch's
+                ids = valid[table].select(pk)
+                existing = _existing_fact(spark, state, FACT_OF_SOURCE[table])
+                known[table] = ids if existing is None else existing.select(pk).unionByName(ids).distinct()
 
     tables: dict[str, Any] = dict(state["tables"])
     new_latest = dict(state["latest"])
-    for table in sorted(changed_sources):
-        location = version_path(join(processed, "_latest"), table, ctx.run_id)
-        latest[table].write.mode("errorifexists").parquet(location)
-        new_latest[table] = location
+    with ctx.phase("latest snapshots write"):
+        for table in sorted(changed_sources):
+            location = version_path(join(processed, "_latest"), table, ctx.run_id)
+            latest[table].write.mode("errorifexists").parquet(location)
+            new_latest[table] = location
 
     checkpoint("transform:mid")
-    for dim, (builder, inputs) in DIMENSIONS.items():
-        if not changed_sources.intersection(inputs) or not all(i in latest for i in inputs):
-            continue
-        location = version_path(processed, dim, ctx.run_id)
-        built = keep(builder(*(latest[i] for i in inputs)).coalesce(1))
-        built.write.mode("errorifexists").parquet(location)  # fills the cache: the count is cheap
-        ctx.report.table(dim).written = built.count()
-        tables[dim] = {"location": location, "changed_run": ctx.run_id, "kind": "dimension"}
+    with ctx.phase("dimensions build + write"):
+        for dim, (builder, inputs) in DIMENSIONS.items():
+            if not changed_sources.intersection(inputs) or not all(i in latest for i in inputs):
+                continue
+            location = version_path(processed, dim, ctx.run_id)
+            built = keep(builder(*(latest[i] for i in inputs)).coalesce(1))
+            built.write.mode("errorifexists").parquet(location)  # fills the cache: the count is cheap
+            ctx.report.table(dim).written = built.count()
+            entry = {"location": location, "changed_run": ctx.run_id, "kind": "dimension"}
+            previous = state["tables"].get(dim)
+            if previous is not None and len(inputs) == 1:
+                # The rows of this version that differ from the previous one, so the load stages
+                # only those (a big dimension, like dim_transaction, is not re-sent every run).
+                (source,) = inputs
+                pk = SOURCE_TABLES[source].primary_key
+                touched = valid[source].select(pk).distinct()
+                changes = builder(latest[source].join(touched, pk, "left_semi")).coalesce(1)
+                changes_location = changes_path(processed, dim, ctx.run_id)
+                changes.write.mode("errorifexists").parquet(changes_location)
+                entry |= {"changes": changes_location, "changes_since": previous["changed_run"]}
+            tables[dim] = entry
 
     date_bounds: list[tuple[Any, Any]] = []
     new_partitions: dict[str, list[tuple[int, int]]] = {}
-    for fact, builder in FACTS.items():
-        built = builder(valid[FACT_SOURCES[fact][0]]).dropDuplicates(version_key(fact))
-        new_versions = with_partitions(built)
-        existing = _existing_fact(spark, state, fact)
-        if existing is not None:
-            partitions = new_versions.select(*PARTITION_COLUMNS).distinct()
-            seen = existing.join(F.broadcast(partitions), list(PARTITION_COLUMNS), "left_semi")
-            new_versions = new_versions.join(seen.select(version_key(fact)), version_key(fact), "left_anti")
-        new_versions = keep(new_versions.withColumn("transform_run_id", F.lit(ctx.run_id)))
-        # One action for the count and the date range dim_date must cover.
-        dates = [c for c, dim in FACT_FOREIGN_KEYS[fact].items() if dim == "dim_date"]
-        summary = new_versions.agg(
-            F.count(F.lit(1)).alias("n"),
-            F.least(*(F.min(c) for c in dates)).alias("lo"),
-            F.greatest(*(F.max(c) for c in dates)).alias("hi"),
-            F.collect_set(F.struct(*PARTITION_COLUMNS)).alias("partitions"),
-        ).first()
-        assert summary is not None
-        ctx.report.table(fact).written = summary["n"]
-        if summary["n"]:
-            (
-                new_versions.repartition(*PARTITION_COLUMNS)
-                .write.mode("append")
-                .partitionBy(*PARTITION_COLUMNS)
-                .parquet(fact_path(processed, fact))
-            )
-            tables[fact] = {"location": fact_path(processed, fact), "changed_run": ctx.run_id, "kind": "fact"}
-            date_bounds.append((summary["lo"], summary["hi"]))
-            new_partitions[fact] = sorted(
-                (p["created_year"], p["created_month"]) for p in summary["partitions"]
-            )
+    with ctx.phase("facts dedupe + append"):
+        for fact, builder in FACTS.items():
+            batch = with_partitions(builder(valid[FACT_SOURCES[fact][0]]).dropDuplicates(version_key(fact)))
+            on_disk = existing_partitions(spark, processed, fact, batch)
+            fresh = keep(uncommitted_versions(batch, on_disk, fact, committed_run, ctx.run_id))
+            # One action for the counts, the date range dim_date must cover and the months touched.
+            dates = [c for c, dim in FACT_FOREIGN_KEYS[fact].items() if dim == "dim_date"]
+            summary = fresh.agg(
+                F.count(F.lit(1)).alias("n"),
+                F.sum(F.col(ON_DISK_RUN).isNull().cast("int")).alias("new"),
+                F.least(*(F.min(c) for c in dates)).alias("lo"),
+                F.greatest(*(F.max(c) for c in dates)).alias("hi"),
+                F.collect_set(F.struct(*PARTITION_COLUMNS)).alias("partitions"),
+            ).first()
+            assert summary is not None
+            ctx.report.table(fact).written = summary["new"] or 0
+            if summary["new"]:
+                (
+                    fresh.where(F.col(ON_DISK_RUN).isNull())
+                    .drop(ON_DISK_RUN)
+                    .repartition(*PARTITION_COLUMNS)
+                    .write.mode("append")
+                    .partitionBy(*PARTITION_COLUMNS)
+                    .parquet(fact_path(processed, fact))
+                )
+            if summary["n"]:  # new versions, or versions adopted from a run that died uncommitted
+                tables[fact] = {
+                    "location": fact_path(processed, fact),
+                    "changed_run": ctx.run_id,
+                    "kind": "fact",
+                }
+                date_bounds.append((summary["lo"], summary["hi"]))
+                new_partitions[fact] = sorted(
+                    (p["created_year"], p["created_month"]) for p in summary["partitions"]
+                )
 
     if date_bounds:
-        _update_dim_date(ctx, tables, min(b[0] for b in date_bounds), max(b[1] for b in date_bounds))
+        with ctx.phase("dim_date"):
+            _update_dim_date(ctx, tables, min(b[0] for b in date_bounds), max(b[1] for b in date_bounds))
 
     published = {
         "run_id": ctx.run_id,
         "extract_runs": sorted(m["run_id"] for m in manifests),
         "tables": tables,
     }
-    register_catalog(spark, settings.catalog_database, tables, new_partitions)
-    write_json(storage_for(processed), current_path(processed), published)
+    with ctx.phase("catalog + publish"):
+        register_catalog(spark, settings.catalog_database, tables, new_partitions, ctx.run_id)
+        write_json(storage_for(processed), current_path(processed), published)
     checkpoint("transform:before_commit")
     ctx.set_bookmark(
         BOOKMARK,
         {
+            "run_id": ctx.run_id,
             "extract_watermark": max(m["run_id"] for m in manifests),
             "latest": new_latest,
             "tables": tables,
@@ -261,6 +290,68 @@ def run(ctx: JobContext) -> dict[str, Any] | None:
 def _existing_fact(spark: SparkSession, state: dict[str, Any], fact: str) -> DataFrame | None:
     entry = state["tables"].get(fact)
     return spark.read.parquet(entry["location"]) if entry else None
+
+
+def partition_path(location: str, year: int, month: int) -> str:
+    return join(location, f"created_year={int(year)}", f"created_month={int(month)}")
+
+
+def existing_partitions(spark: SparkSession, processed: str, fact: str, batch: DataFrame) -> DataFrame | None:
+    """The fact table's rows in the months `batch` falls into, as they are in the lake (None: none).
+
+    Read from the lake, not through the committed state: rows a run appended before dying
+    uncommitted are there too. Only those months' folders are listed and read, so de-duplicating
+    a small batch costs the same whatever the size of the history. The declared schema is used, so
+    nothing depends on inferring it from whatever files a dead run left.
+    """
+    location = fact_path(processed, fact)
+    storage = storage_for(location)
+    months = batch.select(*PARTITION_COLUMNS).distinct().collect()
+    paths = [partition_path(location, row[0], row[1]) for row in months if row[0] is not None]
+    paths = [p for p in paths if storage.exists(p)]
+    if not paths:
+        return None
+    return spark.read.schema(fact_columns_ddl(fact)).option("basePath", location).parquet(*paths)
+
+
+def last_committed_run(state: dict[str, Any]) -> str:
+    """The run id of the transform run that committed `state` ("" before the first commit).
+
+    Run ids sort in time order, so fact rows whose `transform_run_id` is greater were appended by a
+    run that died before its commit. A state written before the run id was kept falls back on the
+    newest run that changed a table (the same for facts, which is what it is used for).
+    """
+    if state.get("run_id"):
+        return str(state["run_id"])
+    return max((entry["changed_run"] for entry in state["tables"].values()), default="")
+
+
+# On the versions of a batch: the `transform_run_id` of the same version already in the table, if any.
+ON_DISK_RUN = "_on_disk_run"
+
+
+def uncommitted_versions(
+    batch: DataFrame, existing: DataFrame | None, fact: str, committed_run: str, run_id: str
+) -> DataFrame:
+    """The versions of `batch` that no committed transform run has published, stamped with their run.
+
+    `batch` holds one row per version; `existing` the fact table's rows in the months it touches.
+    A version is dropped when a committed run already wrote it; kept with `ON_DISK_RUN` null and
+    `transform_run_id` = `run_id` when the table does not hold it (to be appended); kept with the
+    dead run's id in both columns when a run that never committed appended it (adopted: published
+    again, not written again).
+    """
+    if existing is None:
+        return batch.withColumn(ON_DISK_RUN, F.lit(None).cast("string")).withColumn(
+            "transform_run_id", F.lit(run_id)
+        )
+    keys = version_key(fact)
+    on_disk = existing.select(*keys, F.col("transform_run_id").alias(ON_DISK_RUN))
+    return (
+        batch.join(on_disk, keys, "left")
+        .where(F.col(ON_DISK_RUN).isNull() | (F.col(ON_DISK_RUN) > F.lit(committed_run)))
+        .withColumn("transform_run_id", F.coalesce(F.col(ON_DISK_RUN), F.lit(run_id)))
+    )
 
 
 def _update_dim_date(ctx: JobContext, tables: dict[str, Any], lo: Any, hi: Any) -> None:
@@ -297,15 +388,20 @@ def register_catalog(
     database: str,
     tables: dict[str, Any],
     new_partitions: dict[str, list[tuple[int, int]]],
+    run_id: str | None = None,
 ) -> None:
     """Point the catalog's tables at what this run published (Glue Data Catalog on Glue).
 
     Dimensions switch location to their new version; facts get this run's new partitions. The
     catalog is an index of the lake, so a table that is missing, or whose location disagrees with
-    the lake, is (re-)created and its partitions recovered from the lake itself.
+    the lake, is (re-)created and its partitions recovered from the lake itself. With `run_id`,
+    tables this run did not change are only checked to exist (one metastore call for all).
     """
     spark.sql(f"CREATE DATABASE IF NOT EXISTS `{database}`")
+    registered = {row["tableName"] for row in spark.sql(f"SHOW TABLES IN `{database}`").collect()}
     for name, entry in sorted(tables.items()):
+        if run_id is not None and name in registered and entry["changed_run"] != run_id:
+            continue  # unchanged by this run and already in the catalog: nothing to do
         qualified = f"`{database}`.`{name}`"
         location = entry["location"]
         current = _catalog_location(spark, database, name)
