@@ -21,6 +21,12 @@ endif
 
 -include make/tools.mk make/infra.mk make/package.mk make/check.mk make/bench.mk
 
+# Two pytest workers, each with its own Spark session and embedded PostgreSQL; a test file never
+# leaves its worker, so module fixtures (a reference run, a bad ToteSys) are built once. Much of a
+# pipeline test's time is latency (JVM start-ups, the metastore, JDBC round trips), so two workers
+# on two cores cut the suite's wall time; PYTEST_PARALLEL= runs it in one process.
+PYTEST_PARALLEL ?= -n 2 --dist loadfile
+
 .PHONY: help setup run test lint unit bench clean
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -57,7 +63,7 @@ unit: setup ## only the fast tests (no pipeline runs)
 test: setup checkov-env check-env ## the whole suite: lint, security checks, unit, real-Spark + real-PostgreSQL integration, infrastructure checks
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory check
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q $(PYTEST_PARALLEL)
 
 clean: ## remove local state (embedded databases, lake, metastore); keeps .venv
 	-test -x $(TOTES) && test -d .local/pg && $(TOTES) db destroy
