@@ -189,6 +189,21 @@ def unchanged_probe_sql(
     return f'SELECT * FROM public."{table.name}" WHERE {where} LIMIT 1'
 
 
+def jdbc_connection(spark: SparkSession, url: PgUrl) -> Any:
+    """A java.sql.Connection opened by the Spark driver's JVM (the same JDBC driver Spark reads with).
+
+    For the few statements the driver issues itself: the no-change probe, the warehouse's one
+    transaction. The caller closes it.
+    """
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    props = jvm.java.util.Properties()
+    for key, value in url.jdbc_properties.items():
+        props.setProperty(key, value)
+    jvm.java.lang.Class.forName("org.postgresql.Driver")
+    return jvm.java.sql.DriverManager.getConnection(url.jdbc_url, props)
+
+
 def source_columns_if_unchanged(
     spark: SparkSession,
     url: PgUrl,
@@ -201,13 +216,7 @@ def source_columns_if_unchanged(
     One query over the driver's JDBC connection, no Spark job: with twenty-minute runs
     most tables have nothing new most of the time, and a Spark read costs a second or more each.
     """
-    jvm = spark.sparkContext._jvm
-    assert jvm is not None
-    props = jvm.java.util.Properties()
-    for key, value in url.jdbc_properties.items():
-        props.setProperty(key, value)
-    jvm.java.lang.Class.forName("org.postgresql.Driver")
-    connection = jvm.java.sql.DriverManager.getConnection(url.jdbc_url, props)
+    connection = jdbc_connection(spark, url)
     try:
         statement = connection.createStatement()
         result = statement.executeQuery(unchanged_probe_sql(table, bookmark, lookback))

@@ -18,7 +18,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql.types import BooleanType, DataType, DateType, DecimalType, IntegerType, StringType
 
 from shared.config import PgUrl
-from shared.sources import java_reason
+from shared.sources import java_reason, jdbc_connection
 from shared.star import (
     DIMENSION_KEYS,
     DIMENSION_TABLES,
@@ -112,13 +112,7 @@ class JdbcSession:
     """One JDBC connection (through the Spark driver's JVM) with explicit transactions."""
 
     def __init__(self, spark: SparkSession, url: PgUrl) -> None:
-        jvm = spark.sparkContext._jvm
-        assert jvm is not None
-        props = jvm.java.util.Properties()
-        for key, value in url.jdbc_properties.items():
-            props.setProperty(key, value)
-        jvm.java.lang.Class.forName("org.postgresql.Driver")
-        self._conn = jvm.java.sql.DriverManager.getConnection(url.jdbc_url, props)
+        self._conn = jdbc_connection(spark, url)
         self._conn.setAutoCommit(False)
 
     def execute(self, sql: str) -> int:
