@@ -54,8 +54,8 @@ run: setup ## one end-to-end workflow run on the embedded PostgreSQL (seeds Tote
 	$(TOTES) run
 
 lint: setup ## ruff over the code
-	$(VENV)/bin/ruff check shared glue_jobs tests
-	$(VENV)/bin/ruff format --check shared glue_jobs tests
+	$(VENV)/bin/ruff check shared glue_jobs tests bench
+	$(VENV)/bin/ruff format --check shared glue_jobs tests bench
 
 unit: setup ## only the fast tests (no pipeline runs)
 	$(VENV)/bin/pytest -q -m "not integration"
