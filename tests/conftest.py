@@ -11,8 +11,10 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from faults_support import Databases, Reference
 
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 
@@ -61,3 +63,30 @@ def snapshot_dir() -> Path:
     # Not a skip: a missing snapshot would silently turn the real-data checks off.
     assert SNAPSHOT.is_dir(), f"real ToteSys snapshot not found at {SNAPSHOT} (expected ../shared/data)"
     return SNAPSHOT
+
+
+# --------------------------------------------------------------------------- the fault tests' fixtures
+# (tests/test_faults.py, tests/test_faults_recovery.py; their helpers are in tests/faults_support.py)
+
+
+@pytest.fixture(scope="module")
+def dbs(pg, tmp_path_factory) -> Databases:
+    return Databases(pg, tmp_path_factory.mktemp("faults"), "faults")
+
+
+@pytest.fixture(scope="module")
+def clean_run(spark, dbs) -> Reference:
+    return Reference(spark, dbs)
+
+
+@pytest.fixture(scope="module")
+def reference(clean_run) -> dict[str, list[tuple[Any, ...]]]:
+    return clean_run.content
+
+
+@pytest.fixture
+def restore_spark_conf(spark):
+    """cli.main builds its session with getOrCreate: put back what it changes on the shared one."""
+    saved = spark.conf.get("spark.sql.shuffle.partitions")
+    yield
+    spark.conf.set("spark.sql.shuffle.partitions", saved)
