@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import reduce
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -236,3 +237,42 @@ def check_rows(
     )
     rejected = flagged.where(F.col(REASON_COLUMN) != "").select(*input_columns, REASON_COLUMN)
     return Checked(valid=valid, rejected=rejected, annotated=flagged)
+
+
+def referenced_keys(
+    table: SourceTable, rows: DataFrame, known_keys: Mapping[str, DataFrame]
+) -> dict[str, DataFrame]:
+    """`known_keys` cut down to the keys that the foreign keys of `rows` refer to.
+
+    `check_rows(table, rows, referenced_keys(table, rows, known))` gives exactly the verdicts of
+    `check_rows(table, rows, known)`: a key nobody in `rows` refers to cannot change a verdict. It
+    is for a small batch against a big history (20 minutes of payments against 1.6 million
+    transactions): the batch's distinct references are broadcast and each known set is only
+    scanned against them, instead of being deduplicated in one partition and broadcast whole.
+    `rows` is evaluated once more for its references, so a big batch (a first load) should keep
+    the full sets.
+
+    Args:
+        table: The contract of the table `rows` belongs to.
+        rows: Its rows (any extra columns are ignored).
+        known_keys: As for `check_rows`: referenced table -> DataFrame with its primary-key column.
+
+    Returns:
+        The same mapping, with every set that a foreign key of `table` checks restricted.
+    """
+    restricted = dict(known_keys)
+    columns_by_reference: dict[str, list[str]] = {}
+    for column, reference in table.foreign_keys.items():
+        if reference in known_keys:
+            columns_by_reference.setdefault(reference, []).append(column)
+    for reference, columns in columns_by_reference.items():
+        pk = SOURCE_TABLES[reference].primary_key
+        if pk not in known_keys[reference].columns:
+            raise ContractError(
+                f"{table.name}: known keys of {reference} need a column {pk!r}, got {known_keys[reference].columns}"
+            )
+        wanted = reduce(
+            DataFrame.unionByName, [rows.select(F.col(c).alias(pk)) for c in columns]
+        ).where(F.col(pk).isNotNull())
+        restricted[reference] = known_keys[reference].select(pk).join(F.broadcast(wanted.distinct()), pk, "left_semi")
+    return restricted

@@ -22,7 +22,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
-from shared.quality import REASON_COLUMN, TABLE_CHECKS, ContractError, check_rows
+from shared.quality import REASON_COLUMN, TABLE_CHECKS, ContractError, check_rows, referenced_keys
 from shared.schema import SOURCE_TABLES, SourceTable
 
 
@@ -267,6 +267,36 @@ def test_known_keys_must_be_named_like_the_primary_key(spark):
         check_rows(
             SOURCE_TABLES["sales_order"], frame(spark, "sales_order", [row("sales_order")]), {"design": wrong}
         )
+
+
+def test_known_keys_cut_down_to_the_batch_references_give_the_same_verdicts(spark):
+    # Two foreign keys to the same table (address), one to a big set (design), one unchecked (staff).
+    rows = [
+        row("sales_order", sales_order_id=1, design_id=1, agreed_delivery_location_id=2),
+        row("sales_order", sales_order_id=2, design_id=999),
+        row("sales_order", sales_order_id=3, design_id=None, agreed_delivery_location_id=30),
+    ]
+    sales = frame(spark, "sales_order", rows)
+    known = {
+        "design": keys(spark, "design", list(range(1, 500))),
+        "address": keys(spark, "address", [1, 2, 3]),
+        "currency": keys(spark, "currency", [1, 2]),
+    }
+    restricted = referenced_keys(SOURCE_TABLES["sales_order"], sales, known)
+
+    assert sorted(restricted) == ["address", "currency", "design"]
+    assert sorted(r[0] for r in restricted["design"].collect()) == [1]
+    assert sorted(r[0] for r in restricted["address"].collect()) == [1, 2]  # both address columns
+    assert sorted(r[0] for r in restricted["currency"].collect()) == [1]
+    full, cut = check_rows(SOURCE_TABLES["sales_order"], sales, known), check_rows(
+        SOURCE_TABLES["sales_order"], sales, restricted
+    )
+    assert_df_equality(ordered(cut.valid, "sales_order_id"), ordered(full.valid, "sales_order_id"))
+    assert_df_equality(ordered(cut.rejected, "sales_order_id"), ordered(full.rejected, "sales_order_id"))
+    assert sorted(r[REASON_COLUMN] for r in cut.rejected.collect()) == [
+        "design_id: NULL in NOT NULL column; agreed_delivery_location_id: unknown address 30",
+        "design_id: unknown design 999",
+    ]
 
 
 def test_every_row_lands_on_exactly_one_side(spark):

@@ -108,6 +108,29 @@ def test_latest_versions_without_lineage_breaks_ties_on_the_other_columns(spark)
     assert_df_equality(T.latest_versions(versions, "currency_id"), expected)
 
 
+def test_updated_latest_equals_latest_versions_of_the_state_and_the_changes(spark):
+    previous = T.latest_versions(spark.createDataFrame(CURRENCY_VERSIONS[::2], CURRENCY_WITH_RUN), "currency_id")
+    changes = spark.createDataFrame(
+        [
+            *CURRENCY_VERSIONS[1::2],  # key 1 newer, key 2 tied on last_updated (later run wins), key 3 tie
+            (5, "JPY", ts(T0), ts(T0), "run-2"),  # a new key
+            (4, "CHE", ts(T0), ts("2021-01-01 00:00:00"), "run-2"),  # older than the state: loses
+        ],
+        CURRENCY_WITH_RUN,
+    )
+
+    actual = T.updated_latest(previous, changes, "currency_id")
+
+    expected = T.latest_versions(previous.unionByName(changes), "currency_id")
+    assert_df_equality(ordered(actual, "currency_id"), ordered(expected, "currency_id"))
+    assert_df_equality(
+        ordered(actual, "currency_id"),
+        spark.createDataFrame(
+            [*LATEST_CURRENCIES, (5, "JPY", ts(T0), ts(T0), "run-2")], CURRENCY_WITH_RUN
+        ),
+    )
+
+
 def test_latest_versions_needs_last_updated(spark):
     df = spark.createDataFrame([(1, "GBP")], "currency_id int, currency_code string")
     with pytest.raises(T.StarSchemaError, match=r"missing column\(s\) \['last_updated'\]"):
