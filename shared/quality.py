@@ -271,8 +271,10 @@ def referenced_keys(
             raise ContractError(
                 f"{table.name}: known keys of {reference} need a column {pk!r}, got {known_keys[reference].columns}"
             )
-        wanted = reduce(
-            DataFrame.unionByName, [rows.select(F.col(c).alias(pk)) for c in columns]
-        ).where(F.col(pk).isNotNull())
-        restricted[reference] = known_keys[reference].select(pk).join(F.broadcast(wanted.distinct()), pk, "left_semi")
+        wanted = reduce(DataFrame.unionByName, [rows.select(F.col(c).alias(pk)) for c in columns]).where(
+            F.col(pk).isNotNull()
+        )
+        restricted[reference] = (
+            known_keys[reference].select(pk).join(F.broadcast(wanted.distinct()), pk, "left_semi")
+        )
     return restricted

@@ -288,8 +288,9 @@ def test_known_keys_cut_down_to_the_batch_references_give_the_same_verdicts(spar
     assert sorted(r[0] for r in restricted["design"].collect()) == [1]
     assert sorted(r[0] for r in restricted["address"].collect()) == [1, 2]  # both address columns
     assert sorted(r[0] for r in restricted["currency"].collect()) == [1]
-    full, cut = check_rows(SOURCE_TABLES["sales_order"], sales, known), check_rows(
-        SOURCE_TABLES["sales_order"], sales, restricted
+    full, cut = (
+        check_rows(SOURCE_TABLES["sales_order"], sales, known),
+        check_rows(SOURCE_TABLES["sales_order"], sales, restricted),
     )
     assert_df_equality(ordered(cut.valid, "sales_order_id"), ordered(full.valid, "sales_order_id"))
     assert_df_equality(ordered(cut.rejected, "sales_order_id"), ordered(full.rejected, "sales_order_id"))

@@ -109,7 +109,9 @@ def test_latest_versions_without_lineage_breaks_ties_on_the_other_columns(spark)
 
 
 def test_updated_latest_equals_latest_versions_of_the_state_and_the_changes(spark):
-    previous = T.latest_versions(spark.createDataFrame(CURRENCY_VERSIONS[::2], CURRENCY_WITH_RUN), "currency_id")
+    previous = T.latest_versions(
+        spark.createDataFrame(CURRENCY_VERSIONS[::2], CURRENCY_WITH_RUN), "currency_id"
+    )
     changes = spark.createDataFrame(
         [
             *CURRENCY_VERSIONS[1::2],  # key 1 newer, key 2 tied on last_updated (later run wins), key 3 tie
@@ -125,9 +127,7 @@ def test_updated_latest_equals_latest_versions_of_the_state_and_the_changes(spar
     assert_df_equality(ordered(actual, "currency_id"), ordered(expected, "currency_id"))
     assert_df_equality(
         ordered(actual, "currency_id"),
-        spark.createDataFrame(
-            [*LATEST_CURRENCIES, (5, "JPY", ts(T0), ts(T0), "run-2")], CURRENCY_WITH_RUN
-        ),
+        spark.createDataFrame([*LATEST_CURRENCIES, (5, "JPY", ts(T0), ts(T0), "run-2")], CURRENCY_WITH_RUN),
     )
 
 

@@ -190,7 +190,9 @@ def run(ctx: JobContext) -> dict[str, Any] | None:
                     elif small:  # only the keys this batch touches are aggregated
                         merged = T.updated_latest(previous.select(source.column_names), changes, pk)
                     else:
-                        merged = T.latest_versions(previous.select(source.column_names).unionByName(changes), pk)
+                        merged = T.latest_versions(
+                            previous.select(source.column_names).unionByName(changes), pk
+                        )
                     latest[table] = merged  # computed once, by its write below
                     changed_sources.add(table)
                     # The merged state's keys, without computing the merge: the previous ones and the batch's.
