@@ -11,6 +11,7 @@ import errno
 import fcntl
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,6 +31,8 @@ class Storage(Protocol):
     def write_text(self, location: str, text: str) -> None: ...
     def list_names(self, location: str) -> list[str]: ...
     def exists(self, location: str) -> bool: ...
+    def move(self, source: str, target: str) -> None: ...
+    def delete(self, location: str) -> None: ...
 
 
 class LocalStorage:
@@ -59,6 +62,28 @@ class LocalStorage:
 
     def exists(self, location: str) -> bool:
         return Path(location).exists()
+
+    def move(self, source: str, target: str) -> None:
+        """Rename a file (atomic within one file system), with Hadoop's `.<name>.crc` beside it."""
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
+        os.replace(source, target)
+        crc = _crc(source)
+        if crc.exists():
+            os.replace(crc, _crc(target))
+
+    def delete(self, location: str) -> None:
+        """Remove a file (and its `.crc`) or a whole folder; nothing if it is already gone."""
+        path = Path(location)
+        if path.is_dir():
+            shutil.rmtree(path)
+            return
+        path.unlink(missing_ok=True)
+        _crc(location).unlink(missing_ok=True)
+
+
+def _crc(location: str) -> Path:
+    path = Path(location)
+    return path.with_name(f".{path.name}.crc")
 
 
 class S3Storage:
@@ -100,7 +125,32 @@ class S3Storage:
         return sorted(n for n in names if n and not n.startswith("."))
 
     def exists(self, location: str) -> bool:
-        return self.read_text(location) is not None or bool(self.list_names(location))
+        """An object at `location` (of any content), or any object under `location/`."""
+        bucket, key = self._split(location)
+        try:
+            self._s3.head_object(Bucket=bucket, Key=key)
+            return True
+        except self._s3.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound"):
+                raise
+        return bool(self.list_names(location))
+
+    def move(self, source: str, target: str) -> None:
+        """Server-side copy, then delete: S3 has no rename (files here are far below CopyObject's 5 GB)."""
+        bucket, key = self._split(source)
+        target_bucket, target_key = self._split(target)
+        self._s3.copy_object(Bucket=target_bucket, Key=target_key, CopySource={"Bucket": bucket, "Key": key})
+        self._s3.delete_object(Bucket=bucket, Key=key)
+
+    def delete(self, location: str) -> None:
+        """Delete one object, or every object under `location/`; nothing if there is none."""
+        bucket, key = self._split(location)
+        self._s3.delete_object(Bucket=bucket, Key=key)
+        prefix = key.rstrip("/") + "/"
+        for page in self._s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            objects = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+            if objects:
+                self._s3.delete_objects(Bucket=bucket, Delete={"Objects": objects})
 
 
 def storage_for(location: str) -> Storage:

@@ -213,8 +213,9 @@ def check_rows(
             # A left join on the distinct known keys keeps every row exactly once and flags it, so all
             # of a row's reasons land in one place (a semi/anti split would need one branch per
             # combination of foreign keys). A key set is one int column, at most the referenced
-            # table's row count (tens of thousands): deduplicated in one partition (no shuffle) and
-            # broadcast, so the batch itself is never shuffled.
+            # table's row count (1.6 million transactions at 100x the real volumes; a small batch
+            # passes only the keys it refers to, see referenced_keys): deduplicated in one partition
+            # (no shuffle) and broadcast, so the batch itself is never shuffled.
             known = F.broadcast(keys.select(F.col(pk).alias(flag)).coalesce(1).distinct())
             flagged = flagged.join(known, value == F.col(flag), "left")
             rules.append(

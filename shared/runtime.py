@@ -29,6 +29,7 @@ class TableStats:
     written: int = 0
     quarantined: int = 0
     loaded: int = 0
+    compacted_files: int = 0  # fact data files a compaction replaced (shared/compaction.py)
 
 
 @dataclass

@@ -37,6 +37,41 @@ def test_s3_state_round_trip_and_listing() -> None:
         assert store.list_names("s3://lake/_state/bookmarks/") == ["load.json"]
 
 
+def test_local_move_and_delete_take_hadoops_checksum_files_along(tmp_path) -> None:
+    store = LocalStorage()
+    source, target = tmp_path / "staging" / "part-0.parquet", tmp_path / "month" / "part-0.parquet"
+    source.parent.mkdir()
+    source.write_bytes(b"PAR1\x00\xff")
+    (source.parent / ".part-0.parquet.crc").write_bytes(b"crc")
+    store.move(str(source), str(target))
+    assert not source.exists() and target.read_bytes() == b"PAR1\x00\xff"
+    assert (target.parent / ".part-0.parquet.crc").read_bytes() == b"crc"
+    assert store.exists(str(target))
+    store.delete(str(target))
+    assert sorted(p.name for p in target.parent.iterdir()) == []
+    store.delete(str(tmp_path / "staging"))  # a folder, and then one that is gone: no error
+    store.delete(str(tmp_path / "staging"))
+    assert not (tmp_path / "staging").exists()
+
+
+def test_s3_move_delete_and_exists_on_binary_objects() -> None:
+    with mock_aws():
+        client = boto3.client("s3", region_name="eu-west-2")
+        client.create_bucket(Bucket="lake", CreateBucketConfiguration={"LocationConstraint": "eu-west-2"})
+        store = S3Storage(client)
+        for key in ("fact/_c/r1/part-0.parquet", "fact/_c/r1/_SUCCESS", "fact/m=1/part-9.parquet"):
+            client.put_object(Bucket="lake", Key=key, Body=b"PAR1\x00\xff")  # not UTF-8
+        assert store.exists("s3://lake/fact/_c/r1/part-0.parquet")
+        assert store.exists("s3://lake/fact/_c")  # a prefix
+        assert not store.exists("s3://lake/fact/m=2")
+        store.move("s3://lake/fact/_c/r1/part-0.parquet", "s3://lake/fact/m=1/compacted-part-0.parquet")
+        assert store.list_names("s3://lake/fact/m=1") == ["compacted-part-0.parquet", "part-9.parquet"]
+        store.delete("s3://lake/fact/m=1/part-9.parquet")
+        store.delete("s3://lake/fact/_c")
+        keys = sorted(o["Key"] for o in client.list_objects_v2(Bucket="lake")["Contents"])
+        assert keys == ["fact/m=1/compacted-part-0.parquet"]
+
+
 def test_run_ids_sort_in_time_order_and_never_repeat() -> None:
     moment = datetime(2026, 11, 22, 0, 45, 12, 123456, tzinfo=UTC)
     first = new_run_id(now=moment)

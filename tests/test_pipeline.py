@@ -22,6 +22,7 @@ import pytest
 from shared import totesys
 from shared.config import Settings, parse_pg_url
 from shared.pipeline import run_workflow
+from shared.star import FACT_TABLES, FACT_VERSION_KEYS
 
 pytestmark = pytest.mark.integration
 
@@ -237,7 +238,10 @@ def changed_run(scenario, second_run):
             "UPDATE department SET department_name = 'Purchasing & Logistics', "
             "last_updated = date_trunc('milliseconds', localtimestamp) WHERE department_id = 2"
         )
-    reports = scenario.run()
+    # Every month this run appends to already holds a file: compact them all (normally above 32).
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("shared.jobs.transform.COMPACT_ABOVE_FILES", 1)
+        reports = scenario.run()
     after = {t: rows(scenario.warehouse_url, f'SELECT count(*) FROM "{t}"')[0][0] for t in SPEC_SIZES}
     return before, after, done, unpaid_due, reports
 
@@ -284,3 +288,22 @@ def test_types_of_the_warehouse_match_the_spec(scenario, first_run) -> None:
     )
     assert types["sales_record_id"] == "integer" and types["created_time"].startswith("time")
     assert types["unit_price"] == "numeric"
+
+
+def test_months_a_run_appends_to_are_compacted_without_losing_or_doubling_a_version(
+    scenario, changed_run
+) -> None:
+    reports = changed_run[-1]
+    compacted = {t: s.compacted_files for t, s in reports["transform"].tables.items() if s.compacted_files}
+    # The edited sales order and the paid batch add versions to months of 2022-2024; the new orders
+    # (purchase orders included) open this month's partition, one file, nothing to compact.
+    assert set(compacted) == {"fact_sales_order", "fact_payment"}
+    lake = scenario.spark.read
+    for fact in FACT_TABLES:
+        location = scenario.lake / "processed" / fact
+        files = [p for p in location.glob("created_year=*/created_month=*/*.parquet")]
+        assert all(len(list(p.parent.glob("*.parquet"))) == 1 for p in files), fact  # one file a month
+        table = lake.parquet(str(location))
+        versions = table.select(*FACT_VERSION_KEYS[fact]).distinct().count()
+        in_warehouse = rows(scenario.warehouse_url, f'SELECT count(*) FROM "{fact}"')[0][0]
+        assert table.count() == versions == in_warehouse, fact

@@ -26,10 +26,11 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import DateType, StringType, StructField, StructType
 
 from shared import transforms as T
+from shared.compaction import COMPACT_ABOVE_FILES, compact_partition, data_files, recover
 from shared.config import join
 from shared.faults import checkpoint
 from shared.jobs.extract import JSON_TIMESTAMP_FORMAT, ingestion_path, manifest_path
-from shared.lake import read_json, storage_for, write_json
+from shared.lake import Storage, read_json, storage_for, write_json
 from shared.quality import CORRUPT_COLUMN, REASON_COLUMN, check_rows, referenced_keys
 from shared.runtime import JobContext
 from shared.schema import SOURCE_TABLES
@@ -129,6 +130,8 @@ def run(ctx: JobContext) -> dict[str, Any] | None:
     ingestion_store = storage_for(settings.ingestion)
     state: dict[str, Any] = ctx.bookmark(BOOKMARK) or {"extract_watermark": "", "latest": {}, "tables": {}}
     committed_run = last_committed_run(state)
+    # A run that died switching a compacted partition left a journal: finish it before reading facts.
+    recover(storage_for(settings.processed), [fact_path(settings.processed, fact) for fact in FACTS])
     manifests = [
         read_json(ingestion_store, manifest_path(settings.ingestion, name.removesuffix(".json")))
         for name in ingestion_store.list_names(join(settings.ingestion, "_manifests"))
@@ -275,6 +278,10 @@ def run(ctx: JobContext) -> dict[str, Any] | None:
                     (p["created_year"], p["created_month"]) for p in summary["partitions"]
                 )
 
+    with ctx.phase("compaction"):
+        for fact, partitions in new_partitions.items():
+            compact(ctx, fact, partitions)
+
     if date_bounds:
         with ctx.phase("dim_date"):
             _update_dim_date(ctx, tables, min(b[0] for b in date_bounds), max(b[1] for b in date_bounds))
@@ -288,20 +295,66 @@ def run(ctx: JobContext) -> dict[str, Any] | None:
         catalog_ready.result()  # raises what the warm-up met, e.g. an unreachable metastore
         register_catalog(spark, settings.catalog_database, tables, new_partitions, ctx.run_id)
         write_json(storage_for(processed), current_path(processed), published)
+    new_state = {
+        "run_id": ctx.run_id,
+        "extract_watermark": max(m["run_id"] for m in manifests),
+        "latest": new_latest,
+        "tables": tables,
+    }
+    with ctx.phase("retention"):
+        # Before the commit, so both the committed state and the new one keep what they point at.
+        prune_versions(storage_for(processed), processed, [state, new_state])
     checkpoint("transform:before_commit")
-    ctx.set_bookmark(
-        BOOKMARK,
-        {
-            "run_id": ctx.run_id,
-            "extract_watermark": max(m["run_id"] for m in manifests),
-            "latest": new_latest,
-            "tables": tables,
-        },
-    )
+    ctx.set_bookmark(BOOKMARK, new_state)
     ctx.commit()
     for df in cached:
         df.unpersist()
     return published
+
+
+# Versions of a dimension (and of a `_latest` snapshot) kept beyond those a state points at: a
+# reader that resolved an older location just before a switch (an Athena query, a load) finishes.
+KEEP_VERSIONS = 3
+
+
+def prune_versions(
+    storage: Storage, processed: str, states: list[dict[str, Any]], keep: int = KEEP_VERSIONS
+) -> int:
+    """Delete the dimension versions, `changes-` folders and `_latest` snapshots nobody needs.
+
+    Kept: everything any of `states` points at, and the `keep` newest of each kind in each folder
+    (run ids sort in time order). The load never needs an older version: it loads the current one,
+    or its changes when it has loaded the one before. Returns the number of folders deleted.
+    """
+    referenced: set[str] = set()
+    for state in states:
+        referenced.update(state["latest"].values())
+        for entry in state["tables"].values():
+            referenced.update(entry[k] for k in ("location", "changes") if entry.get(k))
+    folders = [join(processed, dim) for dim in (*DIMENSIONS, "dim_date")]
+    folders += [join(processed, "_latest", table) for table in sorted(LATEST_TABLES)]
+    deleted = 0
+    for folder in folders:
+        names = storage.list_names(folder)
+        for prefix in ("version-", "changes-"):
+            versions = sorted(n for n in names if n.startswith(prefix))
+            for name in versions[: max(len(versions) - keep, 0)]:
+                if join(folder, name) not in referenced:
+                    storage.delete(join(folder, name))
+                    deleted += 1
+    return deleted
+
+
+def compact(ctx: JobContext, fact: str, partitions: list[tuple[int, int]]) -> None:
+    """Rewrite each of `partitions` (months this run appended to) that now holds more than
+    COMPACT_ABOVE_FILES data files into one file (shared/compaction.py)."""
+    location = fact_path(ctx.settings.processed, fact)
+    storage = storage_for(location)
+    for year, month in partitions:
+        partition = partition_path(location, year, month)
+        if len(data_files(storage, partition)) > COMPACT_ABOVE_FILES:
+            replaced = compact_partition(ctx.spark, storage, fact, location, partition, ctx.run_id)
+            ctx.report.table(fact).compacted_files += replaced
 
 
 def _existing_fact(spark: SparkSession, state: dict[str, Any], fact: str) -> DataFrame | None:
