@@ -11,7 +11,9 @@ contract (rejects go to the quarantine zone with their reason), and writes:
   to a new `version-<run_id>` folder and switched to atomically (catalog location + `_current.json`);
 - `_latest/<source table>`: the latest version of every dimension source row, so a dimension built
   from a join (staff + department) is always complete even when only one side changed.
-The published pointer `<processed>/_current.json` tells the load job what is complete.
+Housekeeping: a month partition a run appends to is compacted into one file once it holds more than
+COMPACT_ABOVE_FILES files (shared/compaction.py), and versions no state points at are pruned beyond
+the KEEP_VERSIONS newest. The published pointer `<processed>/_current.json` tells the load job what is complete.
 Called by glue_jobs/transform.py (Glue) and `totes run` (locally) through `run()`.
 """
 
