@@ -56,38 +56,46 @@ def file_schema(fact: str) -> StructType:
 
 
 def compact_partition(
-    spark: SparkSession, storage: Storage, fact: str, location: str, partition: str, run_id: str
+    spark: SparkSession,
+    storage: Storage,
+    fact: str,
+    location: str,
+    partition: str,
+    run_id: str,
+    above: int = 1,
 ) -> int:
-    """Rewrite the data files of `partition` (a folder under the fact's `location`) into one file.
+    """Rewrite the data files of `partition` (a folder under the fact's `location`) into one file,
+    if it holds more than `above` of them (listed once).
 
-    Returns the number of files replaced (0: there were not more than one, nothing done).
+    Returns the number of files replaced (0: not more than `above`, nothing done).
 
     Raises:
         CompactionError: The staged file's row count differs from the replaced files'. The
             partition is untouched and the staging folder removed.
     """
     replaced = data_files(storage, partition)
-    if len(replaced) <= 1:
+    if len(replaced) <= max(above, 1):
         return 0
     relative = partition[len(location) :].strip("/")
-    staging = join(location, FOLDER, run_id, relative)
+    staging_root = join(location, FOLDER, run_id)
+    staging = join(staging_root, relative)
     rows = spark.read.schema(file_schema(fact)).parquet(*replaced)
     rows.coalesce(1).write.mode("errorifexists").parquet(staging)
     staged = data_files(storage, staging)
     expected, written = rows.count(), spark.read.parquet(staging).count()  # both from Parquet footers
     if written != expected or len(staged) != 1:
-        storage.delete(join(location, FOLDER, run_id))
+        storage.delete(staging_root)
         raise CompactionError(
             f"{fact} {relative}: the compacted file holds {written} rows in {len(staged)} file(s), "
             f"the {len(replaced)} files it would replace hold {expected}; left as it was"
         )
-    (name,) = (s.rsplit("/", 1)[-1] for s in staged)
+    name = staged[0].rsplit("/", 1)[-1]
     journal = {
         "fact": fact,
         "partition": partition,
         "moves": [[staged[0], join(partition, f"compacted-{run_id}-{name}")]],
         "replaced": replaced,
-        "staging": join(location, FOLDER, run_id),
+        "staging": staging_root,
     }
     journal_path = join(location, FOLDER, f"{run_id}.json")
     write_json(storage, journal_path, journal)

@@ -155,6 +155,14 @@ def _known_flag(column: str) -> str:
     return f"__known_{column}"
 
 
+def _key_column(where: str, reference: str, keys: DataFrame) -> str:
+    """The primary key of `reference`, which its known-keys DataFrame must have as a column."""
+    pk = SOURCE_TABLES[reference].primary_key
+    if pk not in keys.columns:
+        raise ContractError(f"{where}: known keys of {reference} need a column {pk!r}, got {keys.columns}")
+    return pk
+
+
 def check_rows(
     table: SourceTable, df: DataFrame, known_keys: Mapping[str, DataFrame] | None = None
 ) -> Checked:
@@ -203,12 +211,8 @@ def check_rows(
             parsed = value.rlike(DATE_PATTERN) & calendar_day.isNotNull()
             rules.append(F.when(~parsed, _reason(table, column.name, "not a YYYY-MM-DD date")))
         if column.references is not None and column.references in known_keys:
-            keys, pk = known_keys[column.references], SOURCE_TABLES[column.references].primary_key
-            if pk not in keys.columns:
-                raise ContractError(
-                    f"{table.name}.{column.name}: known keys of {column.references} need a column {pk!r}, "
-                    f"got {keys.columns}"
-                )
+            keys = known_keys[column.references]
+            pk = _key_column(f"{table.name}.{column.name}", column.references, keys)
             flag = _known_flag(column.name)
             # A left join on the distinct known keys keeps every row exactly once and flags it, so all
             # of a row's reasons land in one place (a semi/anti split would need one branch per
@@ -267,11 +271,7 @@ def referenced_keys(
         if reference in known_keys:
             columns_by_reference.setdefault(reference, []).append(column)
     for reference, columns in columns_by_reference.items():
-        pk = SOURCE_TABLES[reference].primary_key
-        if pk not in known_keys[reference].columns:
-            raise ContractError(
-                f"{table.name}: known keys of {reference} need a column {pk!r}, got {known_keys[reference].columns}"
-            )
+        pk = _key_column(table.name, reference, known_keys[reference])
         wanted = reduce(DataFrame.unionByName, [rows.select(F.col(c).alias(pk)) for c in columns]).where(
             F.col(pk).isNotNull()
         )

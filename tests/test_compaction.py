@@ -69,6 +69,7 @@ def test_a_partition_of_many_files_becomes_one_file_with_the_same_rows(spark, ta
     before = fact_table(spark, table)
     assert len(data_files(storage, november)) == 5
 
+    assert compact_partition(spark, storage, FACT, table, october, "run-9", above=2) == 0  # not above: kept
     replaced = compact_partition(spark, storage, FACT, table, november, "run-9")
 
     assert replaced == 5
