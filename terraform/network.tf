@@ -151,7 +151,7 @@ resource "aws_security_group" "glue" {
   #checkov:skip=CKV2_AWS_5:Attached through the Glue connections' physical_connection_requirements (glue.tf), which checkov does not follow; the jobs' ENIs get it at run time.
 
   ingress {
-    description = "Glue requires all TCP between the job's own workers"
+    description = "Glue requires all TCP between the workers of one job"
     from_port   = 0
     to_port     = 65535
     protocol    = "tcp"
@@ -159,7 +159,7 @@ resource "aws_security_group" "glue" {
   }
 
   egress {
-    description = "All TCP between the job's own workers"
+    description = "All TCP between the workers of one job"
     from_port   = 0
     to_port     = 65535
     protocol    = "tcp"
