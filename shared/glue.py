@@ -58,6 +58,10 @@ SECRET_ARGUMENTS = {"totesys": "TOTESYS_SECRET_ID", "warehouse": "WAREHOUSE_SECR
 SECRET_KEYS = ("host", "port", "dbname", "username", "password")
 DEFAULT_SSLMODE = "require"  # on AWS the databases are reached over the internet (NAT): TLS always
 BOOKMARK_KEY = "last_updated"
+# On Glue the look-back window is what catches rows sharing the bookmark's `last_updated` and rows
+# committed late with an earlier one (native JDBC bookmarks need strictly increasing keys), so it
+# cannot be turned off there; locally 0 is allowed (the local reader keeps the keys at the bookmark).
+GLUE_MIN_LOOKBACK_MINUTES = 1
 
 _S3_LOCATION = re.compile(r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?$")
 
@@ -102,6 +106,13 @@ def settings_from_glue_args(args: Mapping[str, str], secrets: Callable[[str], An
         if args.get(name) is not None:
             env[name] = args[name]
     settings = Settings.from_env(env)  # same rules (and messages) as the local configuration
+    if settings.lookback_minutes < GLUE_MIN_LOOKBACK_MINUTES:
+        raise ConfigError(
+            f"job argument --LOOKBACK_MINUTES={settings.lookback_minutes} must be at least "
+            f"{GLUE_MIN_LOOKBACK_MINUTES} on Glue: Glue's JDBC bookmark reads strictly after the last "
+            "last_updated it took, so without the window a row committed after a read with that "
+            "timestamp or an earlier one is never extracted (docs/glue.md)"
+        )
     urls = {
         database: pg_url_from_secret(argument, args[argument].strip(), _secret(secrets, argument, args))
         for database, argument in SECRET_ARGUMENTS.items()
