@@ -2,8 +2,8 @@
 
 Glue runs `glue_jobs/<job>.py`, which calls `main(job, sys.argv)`. `main` resolves the job arguments,
 starts the GlueContext, calls `job.init` first, builds the one typed `Settings` (secrets from
-Secrets Manager, never from job arguments), and runs the same `shared.jobs.<job>.run(ctx)` as
-`totes run` does locally. Where the runtimes differ (docs/glue.md):
+Secrets Manager, never from job arguments), and runs the job from the one registry `totes run` uses
+locally (shared/registry.py: the same databases checked first, the same notes, the same masking). Where the runtimes differ (docs/glue.md):
 
 - the extract reads with Glue's native JDBC job bookmarks (`glue_reader`), plus an optional
   look-back read outside the bookmark, de-duplicated by version key;
@@ -35,12 +35,18 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from shared.config import _SSLMODES, ConfigError, PgUrl, Settings
-from shared.jobs import extract, load, transform
+from shared.jobs import extract
 from shared.lake import RUN_ID_FORMAT, Storage
-from shared.pipeline import JOBS, one_line
+from shared.registry import failure_reason, job_spec, run_registered
 from shared.runtime import JobContext, JobReport, LocalJobContext
 from shared.schema import SourceTable
-from shared.sources import Increment, check_reachable, contract_columns, read_table
+from shared.sources import (
+    Increment,
+    check_reachable,
+    contract_columns,
+    extra_column_notes,
+    read_table,
+)
 
 
 class ArgumentNames(NamedTuple):
@@ -332,12 +338,17 @@ def glue_reader(ctx: JobContext, table: SourceTable) -> Increment:
         ),
         transformation_ctx=extract.transformation_ctx(table.name),
     )
-    rows = _contract_rows(ctx.spark, table, frame.toDF())
+    source = frame.toDF()
+    rows = _contract_rows(ctx.spark, table, source)
+    columns = source.columns
     if ctx.settings.lookback_minutes:
         anchor = lookback_anchor(getattr(ctx, "previous_run_id", None), datetime.now(UTC))
         since = lookback_start(anchor, ctx.settings.lookback_minutes)
-        rows = union_versions(table, rows, lookback_rows(ctx.spark, url, table, since))
-    return Increment(rows.persist(), None)
+        window = read_table(ctx.spark, url, table.name)
+        columns = columns or window.columns  # an empty DynamicFrame may have no columns at all
+        rows = union_versions(table, rows, window_rows(table, window, since))
+    # Source columns outside the contract are not extracted, and said so, as the local reader does.
+    return Increment(rows.persist(), None, extra_column_notes(table, columns))
 
 
 def _contract_rows(spark: SparkSession, table: SourceTable, rows: DataFrame) -> DataFrame:
@@ -372,8 +383,12 @@ def lookback_start(anchor: datetime, minutes: int) -> datetime:
 
 def lookback_rows(spark: SparkSession, url: PgUrl, table: SourceTable, since: datetime) -> DataFrame:
     """Every row of `table` with `last_updated >= since`, read outside Glue's bookmark (pushed down)."""
-    rows = contract_columns(table, read_table(spark, url, table.name))
-    return rows.where(F.col(BOOKMARK_KEY) >= F.lit(since))
+    return window_rows(table, read_table(spark, url, table.name), since)
+
+
+def window_rows(table: SourceTable, source: DataFrame, since: datetime) -> DataFrame:
+    """The contract's columns of the rows of `source` (a plain JDBC read) with `last_updated >= since`."""
+    return contract_columns(table, source).where(F.col(BOOKMARK_KEY) >= F.lit(since))
 
 
 def union_versions(table: SourceTable, *frames: DataFrame) -> DataFrame:
@@ -404,32 +419,29 @@ def run_glue_job(
     secrets: Callable[[str], Any],
     storage: Storage | None = None,
 ) -> JobReport:
-    """`job.init` first, then one library job to its commit (which ends with `job.commit`).
+    """`job.init` first, then one registered job to its commit (which ends with `job.commit`).
 
-    On failure: one line on stderr, the run recorded as FAILED in the run history (when the context
-    exists), and the exception re-raised so Glue marks the run FAILED.
+    The job comes from the registry `totes run` uses too (shared/registry.py): the same databases
+    checked first, the same notes kept, the same masking of a failure. On failure: one line on
+    stderr, the run recorded as FAILED in the run history (when the context exists), and the
+    exception re-raised so Glue marks the run FAILED.
     """
-    if name not in JOBS:
-        raise ConfigError(f"unknown job {name!r}: expected one of {', '.join(JOBS)}")
+    spec = job_spec(name)
     job.init(args["JOB_NAME"], args)
+    settings: Settings | None = None
     ctx: GlueJobContext | None = None
     try:
         settings = settings_from_glue_args(args, secrets)
         spark = glue_context.spark_session
         configure_session(spark)
         ctx = GlueJobContext(name, spark, settings, job, glue_context=glue_context, storage=storage)
-        if name == "extract":
-            check_reachable(spark, settings.require_totesys())
-            extract.run(ctx, glue_reader)
-        elif name == "transform":
-            transform.run(ctx)
-        else:
-            check_reachable(spark, settings.require_warehouse())
-            load.run(ctx)
+        for url in spec.databases(settings):
+            check_reachable(spark, url)
+        run_registered(ctx, glue_reader)  # records a failure itself
     except BaseException as exc:
-        reason = one_line(exc)
+        reason = failure_reason(exc, settings)
         print(f"totes {name} FAILED: {reason}", file=sys.stderr, flush=True)
-        if ctx is not None:
+        if ctx is not None and ctx.report.status != "FAILED":  # failed before the job ran
             with contextlib.suppress(Exception):  # the original error is what matters
                 ctx.finish("FAILED", reason)
         raise
@@ -439,8 +451,7 @@ def run_glue_job(
 
 def main(job: str, argv: list[str]) -> None:
     """What `glue_jobs/<job>.py` calls on Glue: resolve arguments, start Glue, run `job` to its commit."""
-    if job not in JOBS:
-        raise ConfigError(f"unknown job {job!r}: expected one of {', '.join(JOBS)}")
+    job_spec(job)  # an unknown job fails before Glue starts
     from awsglue.context import GlueContext
     from awsglue.job import Job
     from awsglue.utils import getResolvedOptions

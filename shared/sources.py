@@ -157,6 +157,14 @@ def extra_columns(table: SourceTable, columns: list[str]) -> list[str]:
     return [c for c in columns if c.lower() not in known]
 
 
+def extra_column_notes(table: SourceTable, columns: list[str]) -> tuple[str, ...]:
+    """The run notes for source columns outside the contract: the same words on Glue and locally."""
+    return tuple(
+        f"totesys.{table.name}: column {c} is not in the contract (SPEC.md section 1) and is not extracted"
+        for c in extra_columns(table, columns)
+    )
+
+
 def unchanged_probe_sql(
     table: SourceTable, bookmark: dict[str, Any], lookback: timedelta = timedelta(0)
 ) -> str:
@@ -255,19 +263,13 @@ def read_increment(
         columns = source_columns_if_unchanged(spark, url, table, bookmark, lookback)
         if columns is not None and set(table.column_names) <= {c.lower() for c in columns}:
             # Nothing new: no Spark job at all (a no-change run costs one query per table).
-            notes = tuple(
-                f"totesys.{table.name}: column {c} is not in the contract (SPEC.md section 1) and is not extracted"
-                for c in extra_columns(table, columns)
-            )
+            notes = extra_column_notes(table, columns)
             return Increment(spark.createDataFrame([], table.spark_schema), None, notes, count=0)
     # A first (full) read of a big table goes in parallel key ranges; an incremental read of a few
     # rows stays one query (its `last_updated` filter is pushed down, ranges would only add queries).
     split = partitioned_read_options(table.primary_key, *key_range(spark, url, table)) if not bookmark else {}
     source = read_table(spark, url, table.name, **split)
-    notes = tuple(
-        f"totesys.{table.name}: column {c} is not in the contract (SPEC.md section 1) and is not extracted"
-        for c in extra_columns(table, source.columns)
-    )
+    notes = extra_column_notes(table, source.columns)
     rows = contract_columns(table, source)
     pk = table.primary_key
     high_before: datetime | None = None

@@ -379,6 +379,38 @@ def test_a_failed_run_logs_one_line_records_failed_and_reraises(spark, lake, cap
     assert (history["status"], history["message"]) == ("FAILED", "RuntimeError: bookmark service unavailable")
 
 
+def test_a_glue_failure_is_masked_exactly_like_a_local_one(
+    spark, lake, capsys, monkeypatch, tmp_path
+) -> None:
+    # A driver message that quotes the configured password bare (only the configuration knows it
+    # is one) and another password in key=value form (masked by its shape).
+    leak = f"FATAL: server said {PASSWORD} is wrong; retry with password=Other-Secret-77 please"
+
+    def failing_transform(ctx) -> None:
+        raise RuntimeError(leak)
+
+    monkeypatch.setattr("shared.jobs.transform.run", failing_transform)
+    settings = glue.settings_from_glue_args(ARGS, logins())
+
+    from shared.pipeline import run_job
+
+    local_settings = replace(settings, lake_root=str(tmp_path / "lake"), ingestion_root=None)
+    with pytest.raises(RuntimeError):
+        run_job("transform", spark, local_settings)
+    (local_history,) = (tmp_path / "lake" / "_state" / "runs").glob("*-transform.json")
+    local = json.loads(local_history.read_text(encoding="utf-8"))["message"]
+
+    job = RecordingJob(lake, "s3://totes-processed/_state/bookmarks/transform.json")
+    with pytest.raises(RuntimeError):
+        glue.run_glue_job("transform", ARGS, job, FakeGlueContext(spark), logins(), storage=lake)
+    (name,) = lake.list_names("s3://totes-processed/_state/runs")
+    history = read_json(lake, f"s3://totes-processed/_state/runs/{name}")
+
+    assert local == "RuntimeError: FATAL: server said *** is wrong; retry with password=*** please"
+    assert (history["status"], history["message"]) == ("FAILED", local)
+    assert capsys.readouterr().err == f"totes transform FAILED: {local}\n"
+
+
 def test_a_config_error_fails_before_any_state_or_commit(spark, lake, capsys) -> None:
     job = RecordingJob(lake, "s3://totes-processed/_state/bookmarks/transform.json")
     with pytest.raises(ConfigError):
@@ -396,6 +428,10 @@ def test_a_config_error_fails_before_any_state_or_commit(spark, lake, capsys) ->
 # ---------------------------------------------------------------------------------------------
 
 CURRENCY = SOURCE_TABLES["currency"]
+# What the local reader (shared.sources.read_increment) reports for a new source column.
+EXTRA_COLUMN_NOTE = (
+    "totesys.currency: column extra is not in the contract (SPEC.md section 1) and is not extracted"
+)
 
 
 @dataclass
@@ -433,6 +469,8 @@ def test_glue_reader_reads_with_a_bookmark_on_last_updated_and_keeps_the_contrac
     try:
         assert increment.bookmark is None  # Glue keeps this bookmark, committed by job.commit()
         assert_df_equality(increment.rows, source)
+        # The note the local reader gives for a source column outside the contract.
+        assert increment.notes == (EXTRA_COLUMN_NOTE,)
     finally:
         increment.rows.unpersist()
     (read,) = ctx.glue_context.reads
@@ -511,6 +549,33 @@ def test_look_back_rereads_the_window_over_jdbc_outside_the_bookmark(spark, fres
         assert_df_equality(increment.rows.orderBy("currency_id"), expected)
     finally:
         increment.rows.unpersist()
+
+
+@pytest.mark.integration
+def test_glue_and_local_readers_report_a_new_source_column_alike(spark, fresh_db) -> None:
+    import psycopg
+
+    from shared import totesys
+    from shared.config import parse_pg_url
+    from shared.sources import read_increment, read_table
+
+    totesys.create_schema(fresh_db)
+    with psycopg.connect(fresh_db) as conn:
+        conn.execute("ALTER TABLE currency ADD COLUMN extra integer")
+        conn.execute("INSERT INTO currency VALUES (1, 'GBP', now(), now(), 7)")
+    url = parse_pg_url("TOTESYS_URL", fresh_db)
+    local = read_increment(spark, url, CURRENCY, None)
+    # What Glue's JDBC DynamicFrame holds: the table as the source has it, every column.
+    frame = read_table(spark, url, "currency")
+    settings = Settings(lake_root="s3://totes-processed", totesys=url, lookback_minutes=0)
+    ctx = ReaderContext(spark, settings, FakeGlueContext(spark, {"public.currency": frame}))
+    on_glue = glue.glue_reader(ctx, CURRENCY)
+    try:
+        assert local.notes == on_glue.notes == (EXTRA_COLUMN_NOTE,)
+        assert_df_equality(on_glue.rows, local.rows)
+    finally:
+        local.rows.unpersist()
+        on_glue.rows.unpersist()
 
 
 def test_look_back_window_ends_at_the_previous_committed_extract_else_now() -> None:
