@@ -34,7 +34,7 @@ from typing import Any, NamedTuple, Protocol
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from shared.config import _SSLMODES, ConfigError, PgUrl, Settings
+from shared.config import _SSLMODES, RDS_CA_BUNDLE, VERIFYING_SSLMODES, ConfigError, PgUrl, Settings
 from shared.jobs import extract
 from shared.lake import RUN_ID_FORMAT, Storage
 from shared.registry import failure_reason, job_spec, run_registered
@@ -62,7 +62,12 @@ GLUE_ARGUMENTS = ArgumentNames(
 )
 SECRET_ARGUMENTS = {"totesys": "TOTESYS_SECRET_ID", "warehouse": "WAREHOUSE_SECRET_ID"}
 SECRET_KEYS = ("host", "port", "dbname", "username", "password")
-DEFAULT_SSLMODE = "require"  # on AWS the databases are reached over the internet (NAT): TLS always
+# On AWS the databases are reached across the internet (the NAT gateway): TLS always, and the
+# server's certificate verified against the RDS CA bundle shipped with the jobs (`--extra-files`)
+# and its host name checked, or a man in the middle could read everything, passwords included.
+# Both are overridable per database by the secret's optional `sslmode` / `sslrootcert` keys.
+DEFAULT_SSLMODE = "verify-full"
+DEFAULT_SSLROOTCERT = RDS_CA_BUNDLE
 BOOKMARK_KEY = "last_updated"
 # On Glue the look-back window is what catches rows sharing the bookmark's `last_updated` and rows
 # committed late with an earlier one (native JDBC bookmarks need strictly increasing keys), so it
@@ -139,7 +144,11 @@ def _secret(secrets: Callable[[str], Any], argument: str, args: Mapping[str, str
 
 
 def pg_url_from_secret(argument: str, secret_id: str, document: Any) -> PgUrl:
-    """A PgUrl from one secret's JSON {host, port, dbname, username, password[, sslmode]}.
+    """A PgUrl from one secret's JSON {host, port, dbname, username, password[, sslmode, sslrootcert]}.
+
+    TLS defaults to `verify-full` against the RDS CA bundle shipped with the jobs (RDS_CA_BUNDLE);
+    `sslmode` overrides the mode, `sslrootcert` the CA file (a file name given to the job with
+    `--extra-files`, or an absolute path on the Glue workers).
 
     `argument` (e.g. TOTESYS_SECRET_ID) becomes the PgUrl's setting, so connection errors later name
     it. Messages name the secret and the key, and describe a bad value only by its kind.
@@ -173,6 +182,25 @@ def pg_url_from_secret(argument: str, secret_id: str, document: Any) -> PgUrl:
     sslmode = document.get("sslmode") or DEFAULT_SSLMODE
     if sslmode not in _SSLMODES:
         raise ConfigError(f"{where}: 'sslmode' must be one of {', '.join(sorted(_SSLMODES))}")
+    sslrootcert = document.get("sslrootcert")
+    if sslrootcert is not None:
+        if not isinstance(sslrootcert, str) or not sslrootcert.strip():
+            raise ConfigError(
+                f"{where}: 'sslrootcert' must be a non-empty string (it is {_kind(sslrootcert)})"
+            )
+        sslrootcert = sslrootcert.strip()
+        if sslmode not in VERIFYING_SSLMODES:
+            raise ConfigError(
+                f"{where}: 'sslrootcert' is only used with 'sslmode' verify-ca or verify-full "
+                f"(sslmode is {sslmode})"
+            )
+        if not sslrootcert.startswith("/") and "/" in sslrootcert:
+            raise ConfigError(
+                f"{where}: 'sslrootcert' must be a file name shipped with --extra-files (it lands in "
+                "each node's working directory) or an absolute path, not a relative path with folders"
+            )
+    elif sslmode in VERIFYING_SSLMODES:
+        sslrootcert = DEFAULT_SSLROOTCERT
     return PgUrl(
         setting=argument,
         host=text["host"].strip(),
@@ -181,6 +209,7 @@ def pg_url_from_secret(argument: str, secret_id: str, document: Any) -> PgUrl:
         user=text["username"].strip(),
         password=text["password"],
         sslmode=sslmode,
+        sslrootcert=sslrootcert,
     )
 
 
@@ -404,6 +433,39 @@ def union_versions(table: SourceTable, *frames: DataFrame) -> DataFrame:
 # ---------------------------------------------------------------------------------------------
 
 
+def ship_ca_files(spark: SparkSession, settings: Settings, working_dir: Path | None = None) -> list[Path]:
+    """Make every CA file the database URLs name by file name readable where each JDBC connection opens.
+
+    pgjdbc opens `sslrootcert` as a plain file, relative to the JVM's working directory, on the
+    driver (the probes, the warehouse transaction, Spark's schema lookup) and on every executor
+    (the reads and the staging writes). Glue copies `--extra-files` into the driver's working
+    directory (`working_dir`, default: the driver JVM's `user.dir`); `SparkContext.addFile` then
+    has every executor fetch the file into its own working directory before it runs a task
+    (Spark: added files go to SparkFiles' root, which on an executor is its working directory). So
+    the one relative name in the URL resolves on every node. An absolute path is used as it is.
+    Raises ConfigError naming the setting and `--extra-files` when the file is not there.
+    """
+    if working_dir is None:
+        jvm = spark.sparkContext._jvm
+        assert jvm is not None
+        working_dir = Path(str(jvm.java.lang.System.getProperty("user.dir")))
+    shipped: list[Path] = []
+    for url in (settings.totesys, settings.warehouse):
+        if url is None or not url.sslrootcert or url.sslrootcert.startswith("/"):
+            continue
+        path = working_dir / url.sslrootcert
+        if not path.is_file():
+            raise ConfigError(
+                f"{url.setting}: the CA file {url.sslrootcert!r} (sslrootcert) is not in the job's working "
+                f"directory {working_dir}: give the job --extra-files s3://<scripts>/lib/{url.sslrootcert} "
+                "(terraform/glue.tf does; `make package` builds it)"
+            )
+        if path not in shipped:
+            spark.sparkContext.addFile(str(path))
+            shipped.append(path)
+    return shipped
+
+
 def configure_session(spark: SparkSession) -> None:
     """The session settings `shared.spark.build_spark` gives the local runtime, on Glue's session."""
     spark.conf.set("spark.sql.session.timeZone", "UTC")
@@ -418,13 +480,15 @@ def run_glue_job(
     glue_context: Any,
     secrets: Callable[[str], Any],
     storage: Storage | None = None,
+    working_dir: Path | None = None,
 ) -> JobReport:
     """`job.init` first, then one registered job to its commit (which ends with `job.commit`).
 
     The job comes from the registry `totes run` uses too (shared/registry.py): the same databases
     checked first, the same notes kept, the same masking of a failure. On failure: one line on
     stderr, the run recorded as FAILED in the run history (when the context exists), and the
-    exception re-raised so Glue marks the run FAILED.
+    exception re-raised so Glue marks the run FAILED. `working_dir` is where Glue put the
+    `--extra-files` (default: the driver JVM's working directory; see `ship_ca_files`).
     """
     spec = job_spec(name)
     job.init(args["JOB_NAME"], args)
@@ -435,6 +499,7 @@ def run_glue_job(
         spark = glue_context.spark_session
         configure_session(spark)
         ctx = GlueJobContext(name, spark, settings, job, glue_context=glue_context, storage=storage)
+        ship_ca_files(spark, settings, working_dir)
         for url in spec.databases(settings):
             check_reachable(spark, url)
         run_registered(ctx, glue_reader)  # records a failure itself
