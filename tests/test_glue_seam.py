@@ -480,6 +480,26 @@ def test_a_glue_failure_is_masked_exactly_like_a_local_one(
     assert capsys.readouterr().err == f"totes transform FAILED: {local}\n"
 
 
+def test_a_job_without_the_ca_bundle_fails_in_one_line_naming_extra_files(
+    spark, lake, capsys, tmp_path
+) -> None:
+    job = RecordingJob(lake, "s3://totes-processed/_state/bookmarks/transform.json")
+    with pytest.raises(ConfigError):
+        glue.run_glue_job(
+            "transform", ARGS, job, FakeGlueContext(spark), logins(), storage=lake, working_dir=tmp_path
+        )
+    err = capsys.readouterr().err
+    assert err.startswith("totes transform FAILED: TOTESYS_SECRET_ID: the CA file 'rds-global-bundle.pem'")
+    assert "--extra-files s3://<scripts>/lib/rds-global-bundle.pem" in err and err.count("\n") == 1
+    assert [c[0] for c in job.calls] == ["init"]  # no commit: Glue's bookmarks stay where they were
+    (name,) = lake.list_names("s3://totes-processed/_state/runs")
+    history = read_json(lake, f"s3://totes-processed/_state/runs/{name}")
+    assert (history["status"], history["message"]) == (
+        "FAILED",
+        err.removeprefix("totes transform FAILED: ").strip(),
+    )
+
+
 def test_a_config_error_fails_before_any_state_or_commit(spark, lake, capsys) -> None:
     job = RecordingJob(lake, "s3://totes-processed/_state/bookmarks/transform.json")
     with pytest.raises(ConfigError):
