@@ -19,8 +19,9 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
 
 DOCKER_ENV ?= docker/.env
 COMPOSE ?= docker compose -f docker/docker-compose.yml --env-file $(DOCKER_ENV)
-# What `make docker-run` runs in the Glue image: seed ToteSys (once), then one workflow run.
-DOCKER_RUN_CMD ?= python3 -m shared.cli seed --if-empty && python3 -m shared.cli run
+# `make docker-run` seeds the compose ToteSys (once) with the local tooling, in the `glue` service;
+# the jobs themselves run in the `jobs` service: spark-submit of dist/glue_jobs/*.py, dist/shared.zip.
+DOCKER_SEED_CMD ?= python3 -m shared.cli seed --if-empty
 
 .PHONY: tf-fmt tf-check tf-plan checkov-env checkov docker-build docker-test docker-run docker-down deploy destroy
 
@@ -60,8 +61,9 @@ docker-build: $(DOCKER_ENV) ## build the local Glue 5.0 image (public.ecr.aws/gl
 docker-test: $(DOCKER_ENV) ## run pytest inside the Glue 5.0 image (the real Glue Spark and awsglue)
 	$(COMPOSE) run --rm --build glue "python3 -m pytest -q -p no:cacheprovider"
 
-docker-run: $(DOCKER_ENV) ## seed the compose ToteSys and run extract -> transform -> load in the Glue image
-	$(COMPOSE) run --rm --build glue "$(DOCKER_RUN_CMD)"
+docker-run: $(DOCKER_ENV) package ## seed the compose ToteSys, then spark-submit the three Glue scripts (dist/) in the Glue image
+	$(COMPOSE) run --rm --build glue "$(DOCKER_SEED_CMD)"
+	$(COMPOSE) run --rm --build jobs
 
 docker-down: $(DOCKER_ENV) ## stop the compose databases and delete their volumes and the lake volume
 	$(COMPOSE) down --volumes
