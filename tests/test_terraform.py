@@ -1,7 +1,10 @@
-"""Offline checks of the Terraform stack in terraform/: formatting, structure, security scan.
+"""Offline checks of the Terraform stack in terraform/: formatting, validation, structure, security scan.
 
-Providers cannot be downloaded here, so `terraform validate` cannot run. Instead:
 - `terraform fmt -check` (needs only the terraform binary),
+- `terraform init` + `validate` on a temporary copy of terraform/, with stand-ins for the artefacts
+  `make package` builds (glue.tf hashes them). The AWS provider comes from the filesystem mirror
+  in TF_PLUGIN_DIR (default /opt/tf-plugins) when it exists, so no network is needed; elsewhere
+  `init` downloads it,
 - structural assertions on the parsed HCL (python-hcl2) for the contract the Python jobs and the
   operators rely on: schedule, trigger chain, job arguments, alerting wiring, bucket hardening,
 - checkov with zero failed checks (skips must be inline with a reason), from the tool virtualenv
@@ -30,6 +33,9 @@ CHECKOV = Path(os.environ.get("CHECKOV_BIN", ROOT / ".tools" / "checkov" / "bin"
 
 JOBS = ("extract", "transform", "load")
 SCHEDULE = "cron(0/20 * * * ? *)"
+
+# What glue.tf uploads from dist/ (`make package` builds it); validate evaluates their filemd5.
+DIST_ARTEFACTS = ("shared.zip", "rds-global-bundle.pem", *(f"glue_jobs/{job}.py" for job in JOBS))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -152,6 +158,92 @@ def test_terraform_fmt_is_clean() -> None:
     assert result.returncode == 0, (
         f"terraform fmt would change files (run `terraform fmt -recursive terraform`):\n{result.stdout}"
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# terraform init + validate, on a temporary copy (never in terraform/ itself)
+# ---------------------------------------------------------------------------------------------
+
+
+def terraform_env() -> dict[str, str]:
+    """The environment terraform runs in here: no upgrade check, no prompts, no AWS lookups."""
+    env = dict(os.environ)
+    env.update(
+        CHECKPOINT_DISABLE="1",
+        TF_IN_AUTOMATION="1",
+        TF_INPUT="0",
+        AWS_EC2_METADATA_DISABLED="true",
+    )
+    return env
+
+
+def plugin_dir_flags() -> list[str]:
+    """-plugin-dir for the provider mirror (make/infra.mk's TF_PLUGIN_DIR) when it exists."""
+    mirror = os.environ.get("TF_PLUGIN_DIR", "/opt/tf-plugins")
+    return [f"-plugin-dir={Path(mirror).resolve()}"] if mirror and Path(mirror).is_dir() else []
+
+
+def run_terraform(workdir: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess[str]:
+    terraform = shutil.which("terraform")
+    assert terraform is not None
+    return subprocess.run(
+        [terraform, f"-chdir={workdir}", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=terraform_env(),
+    )
+
+
+def copy_stack(root: Path) -> Path:
+    """terraform/ copied to root/terraform (no local state, lock or .terraform), stand-ins in root/dist."""
+    workdir = root / "terraform"
+    shutil.copytree(
+        TF_DIR,
+        workdir,
+        ignore=shutil.ignore_patterns(".terraform", ".terraform.lock.hcl", "*.tfstate*", "*.tfvars"),
+    )
+    for name in DIST_ARTEFACTS:
+        artefact = root / "dist" / name
+        artefact.parent.mkdir(parents=True, exist_ok=True)
+        artefact.write_text(f"stand-in for dist/{name}\n", encoding="utf-8")
+    return workdir
+
+
+@pytest.fixture(scope="module")
+def initialised_stack(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A temporary copy of the stack after `terraform init -backend=false` (offline with the mirror)."""
+    if shutil.which("terraform") is None:
+        pytest.skip("terraform binary not on PATH: cannot run `terraform init` (install Terraform >= 1.7)")
+    workdir = copy_stack(tmp_path_factory.mktemp("stack"))
+    init = run_terraform(workdir, "init", "-backend=false", "-input=false", "-no-color", *plugin_dir_flags())
+    assert init.returncode == 0, f"terraform init failed:\n{init.stdout[-3000:]}\n{init.stderr[-3000:]}"
+    return workdir
+
+
+def diagnostics(report: dict[str, Any]) -> list[str]:
+    """terraform's JSON diagnostics as one line each: severity, summary, detail, file:line."""
+    lines = []
+    for d in report.get("diagnostics", []):
+        where = d.get("range") or {}
+        at = f" ({where.get('filename')}:{where.get('start', {}).get('line')})" if where else ""
+        lines.append(f"{d['severity']}: {d['summary']}: {d.get('detail', '')}{at}")
+    return lines
+
+
+def test_terraform_validate_accepts_the_stack(initialised_stack: Path) -> None:
+    # The provider's own checks run here (argument names and types, and value rules such as the
+    # characters EC2 allows in a security group rule description), which no HCL parsing can do.
+    result = run_terraform(initialised_stack, "validate", "-json", "-no-color")
+    try:
+        report = json.loads(result.stdout)
+    except json.JSONDecodeError:
+        pytest.fail(
+            f"terraform validate printed no JSON (exit {result.returncode}):\n{result.stderr[-3000:]}"
+        )
+    problems = "\n".join(diagnostics(report))
+    assert report["valid"] is True and result.returncode == 0, f"terraform validate failed:\n{problems}"
+    assert not problems, f"terraform validate warns:\n{problems}"
 
 
 def test_versions_pin_terraform_and_the_aws_provider() -> None:
@@ -528,6 +620,8 @@ def test_infra_make_targets_are_documented() -> None:
     documented = set(re.findall(r"^([a-zA-Z_-]+):.*## ", text, flags=re.M))
     assert {
         "tf-fmt",
+        "tf-init",
+        "tf-validate",
         "checkov-env",
         "checkov",
         "tf-check",
@@ -536,6 +630,42 @@ def test_infra_make_targets_are_documented() -> None:
         "deploy",
     } <= documented
     assert re.search(r"^deploy: package\b", text, flags=re.M), "deploy must build the package first"
+
+
+def make_dry_run(*args: str) -> list[str]:
+    """The commands `make -n <args>` would run in the checkout (recursive makes included)."""
+    make = shutil.which("make")
+    if make is None:
+        pytest.skip("make not on PATH")
+    result = subprocess.run(
+        [make, "--no-print-directory", "-n", *args], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.splitlines()
+
+
+def test_make_test_validates_terraform_and_scans_it_once() -> None:
+    commands = make_dry_run("test")
+    terraform = [c for c in commands if c.startswith("terraform ")]
+    build = make_dry_run("package")[-1]  # the package recipe's own command
+    package = commands.index(build)
+    validate = next(i for i, c in enumerate(commands) if re.search(r"^terraform .*\bvalidate\b", c))
+    assert package < validate, "validate hashes dist/: make package must run first"
+    assert any(re.search(r"\bfmt -check\b", c) for c in terraform), terraform
+    assert any(re.search(r"\binit -backend=false\b", c) for c in terraform), terraform
+    # checkov runs once, inside pytest (test_checkov_reports_no_failed_checks), not also in tf-check.
+    assert not [c for c in commands if re.search(r"/bin/checkov -d\b", c)], commands
+    assert any("pytest" in c for c in commands[validate:]), commands
+
+
+@pytest.mark.parametrize("mirror", ["existing", "missing", "unset"])
+def test_terraform_init_uses_the_provider_mirror_only_when_it_exists(mirror: str, tmp_path: Path) -> None:
+    plugin_dir = {"existing": str(tmp_path), "missing": str(tmp_path / "no-such-mirror"), "unset": ""}[mirror]
+    expected = [f"-plugin-dir={tmp_path}"] if mirror == "existing" else []
+    for target in ("tf-init", "tf-plan", "deploy"):
+        inits = [c for c in make_dry_run(target, f"TF_PLUGIN_DIR={plugin_dir}") if re.search(r"\binit\b", c)]
+        assert len(inits) == 1, (target, inits)
+        assert [f for f in inits[0].split() if f.startswith("-plugin-dir")] == expected, (target, inits[0])
 
 
 def test_checkov_reports_no_failed_checks() -> None:
