@@ -246,6 +246,32 @@ def test_terraform_validate_accepts_the_stack(initialised_stack: Path) -> None:
     assert not problems, f"terraform validate warns:\n{problems}"
 
 
+def test_terraform_test_runs_of_the_variable_rules_pass(initialised_stack: Path) -> None:
+    # terraform/tests/*.tftest.hcl: each run plans the whole stack against a mocked AWS provider
+    # (no credentials, no network); expect_failures runs pass only if the variable refuses the value.
+    result = run_terraform(initialised_stack, "test", "-json", "-no-color")
+    events = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    planned = {
+        (path, run)
+        for event in events
+        if event["type"] == "test_abstract"
+        for path, runs in event["test_abstract"].items()
+        for run in runs
+    }
+    outcome = {
+        (e["test_run"]["path"], e["test_run"]["run"]): e["test_run"]["status"]
+        for e in events
+        if e["type"] == "test_run" and "status" in e["test_run"]
+    }
+    errors = "\n".join(
+        diagnostics({"diagnostics": [e["diagnostic"] for e in events if e["type"] == "diagnostic"]})
+    )
+    assert ("tests/variables.tftest.hcl", "lookback_zero_is_refused") in planned, sorted(planned)
+    statuses = {f"{path} {run}": outcome.get((path, run), "not run") for path, run in planned}
+    failed = {name: status for name, status in statuses.items() if status != "pass"}
+    assert not failed and result.returncode == 0, f"terraform test runs did not pass: {failed}\n{errors}"
+
+
 def test_versions_pin_terraform_and_the_aws_provider() -> None:
     text = raw_files()["versions.tf"]
     assert re.search(r'required_version\s*=\s*">=\s*1\.5', text)
