@@ -155,9 +155,11 @@ resource "aws_glue_job" "this" {
   execution_class        = "STANDARD"
   security_configuration = aws_glue_security_configuration.this.name
 
-  # No automatic retry: a failure alerts, and the next scheduled run (20 minutes later) starts
-  # from the same uncommitted bookmark anyway.
-  max_retries = 0
+  # One automatic retry. The jobs are idempotent (a failed run commits no state, and re-running
+  # changes nothing a run already did), so a retry is safe; waiting for the next schedule after one
+  # transient failure (a dropped connection, a throttled API) would miss the contract's 30-minute
+  # freshness. The retry is a job run of its own (Attempt 1), so the failed attempt still alerts.
+  max_retries = 1
 
   # Both connections share one subnet and security group; Glue places the job by the first.
   connections = [

@@ -353,6 +353,15 @@ def test_jobs_are_glue_5_with_one_concurrent_run_and_sized_by_variables() -> Non
         assert isinstance(var_default(f"{step}_timeout_minutes"), int)
 
 
+def test_every_job_retries_once() -> None:
+    # The jobs are idempotent; without a retry one transient failure waits for the next schedule
+    # (20 minutes) and misses the contract's 30-minute freshness. One retry, not more: a job that
+    # fails twice is not transient, and each attempt may run up to its timeout.
+    job = resource("aws_glue_job", "this")
+    assert job["for_each"] == "${local.jobs}"
+    assert job["max_retries"] == 1
+
+
 def test_every_job_runs_in_the_vpc_through_both_jdbc_connections() -> None:
     job = resource("aws_glue_job", "this")
     assert job["connections"] == [
