@@ -13,7 +13,8 @@ locals {
       description = "ToteSys tables over JDBC -> new JSON objects in the ingestion zone"
       timeout     = var.extract_timeout_minutes
       arguments = {
-        # JDBC bookmarks on each table's last_updated: only changed rows are read.
+        # JDBC bookmarks on each table's last_updated: only changed rows are read. The one job with
+        # a bookmarked source, so the one `aws glue reset-job-bookmark` means something for.
         "--job-bookmark-option"   = "job-bookmark-enable"
         "--spark-event-logs-path" = "s3://${local.buckets.scripts}/spark-ui/extract/"
       }
@@ -22,9 +23,11 @@ locals {
       description = "New ingestion runs -> star schema Parquet in the processed zone, registered in the catalog"
       timeout     = var.transform_timeout_minutes
       arguments = {
-        # Enabled for run bookkeeping; the progress itself is the lake's manifests and
-        # _state/bookmarks/transform.json (docs/glue.md explains why not S3 file bookmarks).
-        "--job-bookmark-option"   = "job-bookmark-enable"
+        # No bookmarked source (its reads are plain spark.read): its progress is the lake's
+        # manifests and _state/bookmarks/transform.json (docs/glue.md explains why not S3 file
+        # bookmarks). Disabled, so that reset-job-bookmark does not look meaningful here. The job
+        # still calls job.init and job.commit, as Glue's own scripts do under "disable", its default.
+        "--job-bookmark-option"   = "job-bookmark-disable"
         "--spark-event-logs-path" = "s3://${local.buckets.scripts}/spark-ui/transform/"
       }
     }
@@ -32,8 +35,9 @@ locals {
       description = "Star schema published since the last load -> PostgreSQL warehouse, in one transaction"
       timeout     = var.load_timeout_minutes
       arguments = {
-        # Progress is _state/bookmarks/load.json: what the transform published since the last load.
-        "--job-bookmark-option"   = "job-bookmark-enable"
+        # No bookmarked source either: progress is _state/bookmarks/load.json, what the transform
+        # published since the last load. Disabled, as for transform.
+        "--job-bookmark-option"   = "job-bookmark-disable"
         "--spark-event-logs-path" = "s3://${local.buckets.scripts}/spark-ui/load/"
       }
     }
@@ -42,21 +46,27 @@ locals {
   job_names = { for name in keys(local.jobs) : name => "${var.name_prefix}-${name}" }
 
   # Every job gets these; local.jobs[*].arguments adds the per-job ones.
+  #
+  # No --enable-continuous-cloudwatch-log: it is a Glue 4.0-and-earlier option. On Glue 5.0 every
+  # job logs in real time, system, Spark and GlueLogger logs to the /aws-glue/jobs/error log group,
+  # the script's stdout and stderr (the jobs' one-line reports and failures) to /aws-glue/jobs/output
+  # (AWS Glue Developer Guide, "Logging for AWS Glue jobs",
+  # https://docs.aws.amazon.com/glue/latest/dg/monitor-continuous-logging.html, and "Enabling
+  # continuous logging for AWS Glue 4.0 and earlier jobs").
   common_job_arguments = {
-    "--LAKE_ROOT"                        = "s3://${aws_s3_bucket.this["processed"].bucket}/"
-    "--INGESTION_ROOT"                   = "s3://${aws_s3_bucket.this["ingestion"].bucket}/"
-    "--CATALOG_DATABASE"                 = aws_glue_catalog_database.this.name
-    "--TOTESYS_SECRET_ID"                = aws_secretsmanager_secret.database["totesys"].arn
-    "--WAREHOUSE_SECRET_ID"              = aws_secretsmanager_secret.database["warehouse"].arn
-    "--LOOKBACK_MINUTES"                 = tostring(var.lookback_minutes)
-    "--TempDir"                          = "s3://${aws_s3_bucket.this["scripts"].bucket}/temp/"
-    "--extra-py-files"                   = "s3://${aws_s3_bucket.this["scripts"].bucket}/${aws_s3_object.library.key}"
-    "--job-language"                     = "python"
-    "--enable-glue-datacatalog"          = "true"
-    "--enable-metrics"                   = "true"
-    "--enable-observability-metrics"     = "true"
-    "--enable-continuous-cloudwatch-log" = "true"
-    "--enable-spark-ui"                  = "true"
+    "--LAKE_ROOT"                    = "s3://${aws_s3_bucket.this["processed"].bucket}/"
+    "--INGESTION_ROOT"               = "s3://${aws_s3_bucket.this["ingestion"].bucket}/"
+    "--CATALOG_DATABASE"             = aws_glue_catalog_database.this.name
+    "--TOTESYS_SECRET_ID"            = aws_secretsmanager_secret.database["totesys"].arn
+    "--WAREHOUSE_SECRET_ID"          = aws_secretsmanager_secret.database["warehouse"].arn
+    "--LOOKBACK_MINUTES"             = tostring(var.lookback_minutes)
+    "--TempDir"                      = "s3://${aws_s3_bucket.this["scripts"].bucket}/temp/"
+    "--extra-py-files"               = "s3://${aws_s3_bucket.this["scripts"].bucket}/${aws_s3_object.library.key}"
+    "--job-language"                 = "python"
+    "--enable-glue-datacatalog"      = "true"
+    "--enable-metrics"               = "true"
+    "--enable-observability-metrics" = "true"
+    "--enable-spark-ui"              = "true"
   }
 }
 

@@ -385,10 +385,8 @@ def test_every_job_runs_in_the_vpc_through_both_jdbc_connections() -> None:
 def test_every_job_gets_the_contract_arguments(step: str) -> None:
     args = job_arguments(step)
     expected_literals = {
-        "--job-bookmark-option": "job-bookmark-enable",
         "--enable-glue-datacatalog": "true",
         "--enable-metrics": "true",
-        "--enable-continuous-cloudwatch-log": "true",
         "--enable-observability-metrics": "true",
     }
     for key, value in expected_literals.items():
@@ -408,6 +406,44 @@ def test_every_job_gets_the_contract_arguments(step: str) -> None:
     # Glue's native bookmark reads strictly after the last value: the look-back window is on by
     # default, and the same default as the jobs' own (shared/config.py).
     assert var_default("lookback_minutes") == DEFAULT_LOOKBACK_MINUTES
+
+
+# Only the extract has a bookmarked source (its JDBC reads); transform and load keep their progress
+# in the lake (_state/bookmarks/*.json), so a Glue bookmark there would only make
+# `reset-job-bookmark` look meaningful for them.
+BOOKMARK_OPTION = {
+    "extract": "job-bookmark-enable",
+    "transform": "job-bookmark-disable",
+    "load": "job-bookmark-disable",
+}
+
+
+@pytest.mark.parametrize("step", JOBS)
+def test_only_the_extract_keeps_a_glue_job_bookmark(step: str) -> None:
+    assert job_arguments(step).get("--job-bookmark-option") == BOOKMARK_OPTION[step]
+
+
+@pytest.mark.parametrize("step", JOBS)
+def test_glue_parses_each_jobs_arguments_with_its_bookmark_option(step: str) -> None:
+    # awsglue's own getResolvedOptions (AWSGlueDataplanePython 5.0.0, pure argparse) over the
+    # arguments Terraform gives the job: it refuses a bookmark option it does not know.
+    utils = pytest.importorskip("awsglue.utils", reason="needs the dev dependency AWSGlueDataplanePython")
+    from shared.glue import glue_option_names
+
+    argv = ["script.py", "--JOB_NAME", f"totes-{step}", "--JOB_ID", "j_1", "--JOB_RUN_ID", "jr_1"]
+    for key, value in job_arguments(step).items():
+        # References (bucket names, ARNs) are only known at apply time: a stand-in value.
+        argv += [key, "s3://stand-in/" if "${" in str(value) else str(value)]
+    parsed = utils.getResolvedOptions(argv, glue_option_names(argv))
+    assert parsed["job_bookmark_option"] == BOOKMARK_OPTION[step]
+
+
+@pytest.mark.parametrize("step", JOBS)
+def test_no_glue_4_continuous_logging_flags(step: str) -> None:
+    # Glue 5.0 logs every job in real time (/aws-glue/jobs/error and /aws-glue/jobs/output);
+    # --enable-continuous-cloudwatch-log and the --continuous-log-* options are Glue 4.0 and earlier.
+    old_flags = [key for key in job_arguments(step) if "continuous" in key]
+    assert not old_flags, f"{step}: {old_flags} do nothing on Glue 5.0"
 
 
 def test_code_is_uploaded_from_dist_with_a_content_hash() -> None:
