@@ -3,6 +3,9 @@
 #
 # Contract with the Python side (glue_jobs/<job>.py -> shared.glue):
 #   script   s3://<scripts>/glue_jobs/<job>.py, library s3://<scripts>/lib/shared.zip (--extra-py-files)
+#   CA       s3://<scripts>/lib/rds-global-bundle.pem (--extra-files, which Glue copies into the
+#            script's working directory): the RDS certificate authorities the jobs verify the
+#            databases' certificates against (sslmode=verify-full)
 #   args     --LAKE_ROOT --INGESTION_ROOT --CATALOG_DATABASE --TOTESYS_SECRET_ID
 #            --WAREHOUSE_SECRET_ID --LOOKBACK_MINUTES (plus Glue's own --JOB_NAME, --TempDir ...)
 #   secrets  JSON {host, port, dbname, username, password} (secrets.tf)
@@ -62,6 +65,7 @@ locals {
     "--LOOKBACK_MINUTES"             = tostring(var.lookback_minutes)
     "--TempDir"                      = "s3://${aws_s3_bucket.this["scripts"].bucket}/temp/"
     "--extra-py-files"               = "s3://${aws_s3_bucket.this["scripts"].bucket}/${aws_s3_object.library.key}"
+    "--extra-files"                  = "s3://${aws_s3_bucket.this["scripts"].bucket}/${aws_s3_object.rds_ca_bundle.key}"
     "--job-language"                 = "python"
     "--enable-glue-datacatalog"      = "true"
     "--enable-metrics"               = "true"
@@ -145,6 +149,17 @@ resource "aws_s3_object" "library" {
   source       = "${local.dist_dir}/shared.zip"
   source_hash  = filemd5("${local.dist_dir}/shared.zip")
   content_type = "application/zip"
+  kms_key_id   = aws_kms_key.this.arn
+}
+
+# The RDS CA bundle `make package` writes to dist/. Under lib/ like the library, so the role's
+# ReadScriptsAndLibrary statement (iam.tf) covers it.
+resource "aws_s3_object" "rds_ca_bundle" {
+  bucket       = aws_s3_bucket.this["scripts"].id
+  key          = "lib/rds-global-bundle.pem"
+  source       = "${local.dist_dir}/rds-global-bundle.pem"
+  source_hash  = filemd5("${local.dist_dir}/rds-global-bundle.pem")
+  content_type = "application/x-pem-file"
   kms_key_id   = aws_kms_key.this.arn
 }
 

@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import subprocess
+from fnmatch import fnmatch
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -457,6 +458,39 @@ def test_code_is_uploaded_from_dist_with_a_content_hash() -> None:
     assert library["key"] == "lib/shared.zip"
     assert library["source"] == "${local.dist_dir}/shared.zip"
     assert library["source_hash"] == '${filemd5("${local.dist_dir}/shared.zip")}'
+
+
+def test_rds_ca_bundle_is_uploaded_from_dist_and_given_to_every_job() -> None:
+    # The jobs verify the databases' certificates (sslmode=verify-full) against the RDS CA bundle
+    # `make package` writes to dist/; Glue copies --extra-files into the script's working directory.
+    bundle = resource("aws_s3_object", "rds_ca_bundle")
+    assert bundle["bucket"] == '${aws_s3_bucket.this["scripts"].id}'
+    assert bundle["key"] == "lib/rds-global-bundle.pem"
+    assert bundle["source"] == "${local.dist_dir}/rds-global-bundle.pem"
+    assert bundle["source_hash"] == '${filemd5("${local.dist_dir}/rds-global-bundle.pem")}'
+    assert bundle["kms_key_id"] == "${aws_kms_key.this.arn}"
+    for step in JOBS:
+        assert job_arguments(step).get("--extra-files") == (
+            's3://${aws_s3_bucket.this["scripts"].bucket}/${aws_s3_object.rds_ca_bundle.key}'
+        ), step
+
+
+def test_glue_role_may_read_every_object_the_jobs_are_given() -> None:
+    statement = _glue_statements()["ReadScriptsAndLibrary"]
+    assert statement["actions"] == ["s3:GetObject"]
+    prefix = '${aws_s3_bucket.this["scripts"].arn}/'
+    patterns = [r.removeprefix(prefix) for r in statement["resources"] if r.startswith(prefix)]
+    objects = resources("aws_s3_object")
+    assert {"script", "library", "rds_ca_bundle"} <= set(objects)
+    for name, obj in objects.items():
+        assert obj["bucket"] == '${aws_s3_bucket.this["scripts"].id}', name
+        keys = (
+            [obj["key"].replace("${each.key}", step) for step in JOBS]
+            if "${each.key}" in obj["key"]
+            else [obj["key"]]
+        )
+        for key in keys:
+            assert any(fnmatch(key, pattern) for pattern in patterns), f"the Glue role cannot read {key}"
 
 
 def test_catalog_database_name_matches_the_jobs_rule() -> None:
