@@ -60,10 +60,12 @@ lint: setup ## ruff over the code
 unit: setup ## only the fast tests (no pipeline runs)
 	$(VENV)/bin/pytest -q -m "not integration"
 
-test: setup checkov-env check-env ## the whole suite: lint, security checks, unit, real-Spark + real-PostgreSQL integration, infrastructure checks
+# tf-check without its checkov step: pytest runs checkov (tests/test_terraform.py), once.
+test: setup checkov-env check-env ## the whole suite: lint, security checks, terraform fmt/init/validate, unit, real-Spark + real-PostgreSQL integration, infrastructure checks
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory check
-	$(VENV)/bin/pytest -q $(PYTEST_PARALLEL)
+	$(MAKE) --no-print-directory tf-check TF_CHECK_CHECKOV=
+	TF_PLUGIN_DIR=$(TF_PLUGIN_DIR) $(VENV)/bin/pytest -q $(PYTEST_PARALLEL)
 
 clean: ## remove local state (embedded databases, lake, metastore); keeps .venv
 	-test -x $(TOTES) && test -d .local/pg && $(TOTES) db destroy

@@ -11,24 +11,19 @@ locally (shared/registry.py: the same databases checked first, the same notes, t
   `LocalJobContext` (`GlueJobContext` is one), and `job.commit()` runs last, inside `ctx.commit()`.
 
 Everything testable is a plain function taking its collaborators as arguments (the Glue `Job`, the
-GlueContext, the secret reader, the S3 client), so the tests run without Glue. This module also
-builds what Glue runs (`python -m shared.glue package`, called by `make package`).
+GlueContext, the secret reader, the S3 client), so the tests run without Glue. What Glue runs is
+built by `shared.glue_package` (`make package`), which is not shipped.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
-import os
 import re
-import shutil
 import sys
-import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
 from pyspark.sql import DataFrame, SparkSession
@@ -529,75 +524,3 @@ def main(job: str, argv: list[str]) -> None:
         raise
     glue_context = GlueContext(SparkContext.getOrCreate())
     run_glue_job(job, args, Job(glue_context), glue_context, secrets_manager_reader())
-
-
-# ---------------------------------------------------------------------------------------------
-# Packaging: what Terraform uploads (`make package`)
-# ---------------------------------------------------------------------------------------------
-
-PACKAGE = "shared"
-ZIP_NAME = "shared.zip"
-ZIP_DATE_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest a zip entry can hold: fixed, so builds repeat
-
-
-def package_modules(root: Path) -> list[str]:
-    """The files of the `shared` package that go into the zip: .py only, no tests, no caches."""
-    names = []
-    for path in (root / PACKAGE).rglob("*.py"):
-        relative = path.relative_to(root)
-        parts = relative.parts
-        if any(p == "__pycache__" or p.startswith(".") or p in ("tests", "test") for p in parts):
-            continue
-        if path.name.startswith("test_") or path.name.endswith("_test.py") or path.name == "conftest.py":
-            continue
-        names.append(relative.as_posix())
-    return sorted(names)
-
-
-def build_package(root: Path, dist: Path) -> list[str]:
-    """Write `dist/shared.zip` (for --extra-py-files) and `dist/glue_jobs/*.py`; returns the zip's entries.
-
-    Reproducible: sorted entries, fixed timestamps and permissions, fixed compression level, so the
-    same source gives the same bytes and Terraform's `filemd5` re-uploads only real changes.
-    """
-    entries = package_modules(root)
-    dist.mkdir(parents=True, exist_ok=True)
-    target = dist / ZIP_NAME
-    partial = dist / f".{ZIP_NAME}.partial"
-    with zipfile.ZipFile(partial, "w") as archive:
-        for name in entries:
-            info = zipfile.ZipInfo(name, date_time=ZIP_DATE_TIME)
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.create_system = 3  # Unix, so the permission bits below mean the same everywhere
-            info.external_attr = 0o644 << 16
-            archive.writestr(info, (root / name).read_bytes(), compresslevel=9)
-    os.replace(partial, target)
-
-    scripts = sorted((root / "glue_jobs").glob("*.py"))
-    out = dist / "glue_jobs"
-    out.mkdir(exist_ok=True)
-    for stale in out.glob("*.py"):
-        if stale.name not in {s.name for s in scripts}:
-            stale.unlink()
-    for script in scripts:
-        shutil.copyfile(script, out / script.name)
-    return entries
-
-
-def _cli(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m shared.glue", description="Build what AWS Glue runs.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    package = commands.add_parser("package", help="dist/shared.zip and dist/glue_jobs/*.py")
-    package.add_argument("--dist", type=Path, default=Path("dist"))
-    package.add_argument("--root", type=Path, default=Path(__file__).resolve().parents[1])
-    options = parser.parse_args(argv)
-    entries = build_package(options.root, options.dist)
-    scripts = sorted(p.name for p in (options.dist / "glue_jobs").glob("*.py"))
-    print(
-        f"{options.dist / ZIP_NAME}: {len(entries)} modules; {options.dist / 'glue_jobs'}: {', '.join(scripts)}"
-    )
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(_cli(sys.argv[1:]))

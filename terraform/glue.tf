@@ -3,6 +3,9 @@
 #
 # Contract with the Python side (glue_jobs/<job>.py -> shared.glue):
 #   script   s3://<scripts>/glue_jobs/<job>.py, library s3://<scripts>/lib/shared.zip (--extra-py-files)
+#   CA       s3://<scripts>/lib/rds-global-bundle.pem (--extra-files, which Glue copies into the
+#            script's working directory): the RDS certificate authorities the jobs verify the
+#            databases' certificates against (sslmode=verify-full)
 #   args     --LAKE_ROOT --INGESTION_ROOT --CATALOG_DATABASE --TOTESYS_SECRET_ID
 #            --WAREHOUSE_SECRET_ID --LOOKBACK_MINUTES (plus Glue's own --JOB_NAME, --TempDir ...)
 #   secrets  JSON {host, port, dbname, username, password} (secrets.tf)
@@ -13,7 +16,8 @@ locals {
       description = "ToteSys tables over JDBC -> new JSON objects in the ingestion zone"
       timeout     = var.extract_timeout_minutes
       arguments = {
-        # JDBC bookmarks on each table's last_updated: only changed rows are read.
+        # JDBC bookmarks on each table's last_updated: only changed rows are read. The one job with
+        # a bookmarked source, so the one `aws glue reset-job-bookmark` means something for.
         "--job-bookmark-option"   = "job-bookmark-enable"
         "--spark-event-logs-path" = "s3://${local.buckets.scripts}/spark-ui/extract/"
       }
@@ -22,9 +26,11 @@ locals {
       description = "New ingestion runs -> star schema Parquet in the processed zone, registered in the catalog"
       timeout     = var.transform_timeout_minutes
       arguments = {
-        # Enabled for run bookkeeping; the progress itself is the lake's manifests and
-        # _state/bookmarks/transform.json (docs/glue.md explains why not S3 file bookmarks).
-        "--job-bookmark-option"   = "job-bookmark-enable"
+        # No bookmarked source (its reads are plain spark.read): its progress is the lake's
+        # manifests and _state/bookmarks/transform.json (docs/glue.md explains why not S3 file
+        # bookmarks). Disabled, so that reset-job-bookmark does not look meaningful here. The job
+        # still calls job.init and job.commit, as Glue's own scripts do under "disable", its default.
+        "--job-bookmark-option"   = "job-bookmark-disable"
         "--spark-event-logs-path" = "s3://${local.buckets.scripts}/spark-ui/transform/"
       }
     }
@@ -32,8 +38,9 @@ locals {
       description = "Star schema published since the last load -> PostgreSQL warehouse, in one transaction"
       timeout     = var.load_timeout_minutes
       arguments = {
-        # Progress is _state/bookmarks/load.json: what the transform published since the last load.
-        "--job-bookmark-option"   = "job-bookmark-enable"
+        # No bookmarked source either: progress is _state/bookmarks/load.json, what the transform
+        # published since the last load. Disabled, as for transform.
+        "--job-bookmark-option"   = "job-bookmark-disable"
         "--spark-event-logs-path" = "s3://${local.buckets.scripts}/spark-ui/load/"
       }
     }
@@ -42,21 +49,28 @@ locals {
   job_names = { for name in keys(local.jobs) : name => "${var.name_prefix}-${name}" }
 
   # Every job gets these; local.jobs[*].arguments adds the per-job ones.
+  #
+  # No --enable-continuous-cloudwatch-log: it is a Glue 4.0-and-earlier option. On Glue 5.0 every
+  # job logs in real time, system, Spark and GlueLogger logs to the /aws-glue/jobs/error log group,
+  # the script's stdout and stderr (the jobs' one-line reports and failures) to /aws-glue/jobs/output
+  # (AWS Glue Developer Guide, "Logging for AWS Glue jobs",
+  # https://docs.aws.amazon.com/glue/latest/dg/monitor-continuous-logging.html, and "Enabling
+  # continuous logging for AWS Glue 4.0 and earlier jobs").
   common_job_arguments = {
-    "--LAKE_ROOT"                        = "s3://${aws_s3_bucket.this["processed"].bucket}/"
-    "--INGESTION_ROOT"                   = "s3://${aws_s3_bucket.this["ingestion"].bucket}/"
-    "--CATALOG_DATABASE"                 = aws_glue_catalog_database.this.name
-    "--TOTESYS_SECRET_ID"                = aws_secretsmanager_secret.database["totesys"].arn
-    "--WAREHOUSE_SECRET_ID"              = aws_secretsmanager_secret.database["warehouse"].arn
-    "--LOOKBACK_MINUTES"                 = tostring(var.lookback_minutes)
-    "--TempDir"                          = "s3://${aws_s3_bucket.this["scripts"].bucket}/temp/"
-    "--extra-py-files"                   = "s3://${aws_s3_bucket.this["scripts"].bucket}/${aws_s3_object.library.key}"
-    "--job-language"                     = "python"
-    "--enable-glue-datacatalog"          = "true"
-    "--enable-metrics"                   = "true"
-    "--enable-observability-metrics"     = "true"
-    "--enable-continuous-cloudwatch-log" = "true"
-    "--enable-spark-ui"                  = "true"
+    "--LAKE_ROOT"                    = "s3://${aws_s3_bucket.this["processed"].bucket}/"
+    "--INGESTION_ROOT"               = "s3://${aws_s3_bucket.this["ingestion"].bucket}/"
+    "--CATALOG_DATABASE"             = aws_glue_catalog_database.this.name
+    "--TOTESYS_SECRET_ID"            = aws_secretsmanager_secret.database["totesys"].arn
+    "--WAREHOUSE_SECRET_ID"          = aws_secretsmanager_secret.database["warehouse"].arn
+    "--LOOKBACK_MINUTES"             = tostring(var.lookback_minutes)
+    "--TempDir"                      = "s3://${aws_s3_bucket.this["scripts"].bucket}/temp/"
+    "--extra-py-files"               = "s3://${aws_s3_bucket.this["scripts"].bucket}/${aws_s3_object.library.key}"
+    "--extra-files"                  = "s3://${aws_s3_bucket.this["scripts"].bucket}/${aws_s3_object.rds_ca_bundle.key}"
+    "--job-language"                 = "python"
+    "--enable-glue-datacatalog"      = "true"
+    "--enable-metrics"               = "true"
+    "--enable-observability-metrics" = "true"
+    "--enable-spark-ui"              = "true"
   }
 }
 
@@ -138,6 +152,17 @@ resource "aws_s3_object" "library" {
   kms_key_id   = aws_kms_key.this.arn
 }
 
+# The RDS CA bundle `make package` writes to dist/. Under lib/ like the library, so the role's
+# ReadScriptsAndLibrary statement (iam.tf) covers it.
+resource "aws_s3_object" "rds_ca_bundle" {
+  bucket       = aws_s3_bucket.this["scripts"].id
+  key          = "lib/rds-global-bundle.pem"
+  source       = "${local.dist_dir}/rds-global-bundle.pem"
+  source_hash  = filemd5("${local.dist_dir}/rds-global-bundle.pem")
+  content_type = "application/x-pem-file"
+  kms_key_id   = aws_kms_key.this.arn
+}
+
 # ---------------------------------------------------------------------------------------------
 # Jobs
 # ---------------------------------------------------------------------------------------------
@@ -155,9 +180,11 @@ resource "aws_glue_job" "this" {
   execution_class        = "STANDARD"
   security_configuration = aws_glue_security_configuration.this.name
 
-  # No automatic retry: a failure alerts, and the next scheduled run (20 minutes later) starts
-  # from the same uncommitted bookmark anyway.
-  max_retries = 0
+  # One automatic retry. The jobs are idempotent (a failed run commits no state, and re-running
+  # changes nothing a run already did), so a retry is safe; waiting for the next schedule after one
+  # transient failure (a dropped connection, a throttled API) would miss the contract's 30-minute
+  # freshness. The retry is a job run of its own (Attempt 1), so the failed attempt still alerts.
+  max_retries = 1
 
   # Both connections share one subnet and security group; Glue places the job by the first.
   connections = [

@@ -202,16 +202,17 @@ variable "load_timeout_minutes" {
 }
 
 variable "lookback_minutes" {
-  # On Glue the native JDBC bookmark reads strictly after the last value, so rows sharing the
-  # boundary timestamp or committed late are only caught by this window (docs/glue.md).
-  description = "Extra window every extract re-reads behind its bookmark (--LOOKBACK_MINUTES); 0 turns it off."
+  # On Glue the native JDBC bookmark reads strictly after the last value (its keys must be strictly
+  # increasing), so rows sharing the boundary timestamp or committed late with an earlier one are
+  # caught only by this window (docs/glue.md): without it such a row is lost. Hence at least 1,
+  # here and in the jobs' configuration on Glue (shared/config.py).
+  description = "Extra window every extract re-reads behind its bookmark (--LOOKBACK_MINUTES), in whole minutes: at least 1 (it catches the rows Glue's bookmark skips), at most 10080."
   type        = number
   default     = 5
 
   validation {
-    # The same bounds the jobs apply (shared/config.py).
-    condition     = var.lookback_minutes >= 0 && var.lookback_minutes <= 10080 && floor(var.lookback_minutes) == var.lookback_minutes
-    error_message = "lookback_minutes must be a whole number between 0 and 10080 (one week)."
+    condition     = var.lookback_minutes >= 1 && var.lookback_minutes <= 10080 && floor(var.lookback_minutes) == var.lookback_minutes
+    error_message = "lookback_minutes must be a whole number between 1 and 10080 (one week): on Glue the look-back window is what catches rows committed late or sharing the bookmark's last_updated, so it cannot be turned off."
   }
 }
 

@@ -9,8 +9,11 @@ terraform {
 
   required_providers {
     aws = {
-      source  = "hashicorp/aws"
-      version = "~> 5.60"
+      source = "hashicorp/aws"
+      # 5.100.0 is the version validated offline (the /opt/tf-plugins mirror, make/infra.mk) and
+      # the last 5.x release, so every machine gets it: the lock file is not committed (a lock
+      # made from the mirror holds only the linux_amd64 checksum, which breaks init elsewhere).
+      version = "~> 5.100"
     }
   }
 }

