@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -159,6 +160,12 @@ def test_the_ca_bundle_is_checked_in_the_working_dir_and_added_for_the_executors
         f"directory {tmp_path}: give the job --extra-files s3://<scripts>/lib/rds-global-bundle.pem "
         "(terraform/glue.tf does; `make package` builds it)"
     )
+    # By default it looks where Glue puts --extra-files: the driver JVM's working directory.
+    jvm_working_dir = spark.sparkContext._jvm.java.lang.System.getProperty("user.dir")
+    with pytest.raises(
+        ConfigError, match=f"is not in the job's working directory {re.escape(jvm_working_dir)}:"
+    ):
+        glue.ship_ca_files(spark, settings)
     shutil.copyfile(ROOT / "shared" / "certs" / RDS_CA_BUNDLE, tmp_path / RDS_CA_BUNDLE)
     assert glue.ship_ca_files(spark, settings, tmp_path) == [tmp_path / RDS_CA_BUNDLE]  # once for both
     added = {Path(urlparse(uri).path) for uri in spark.sparkContext.listFiles}
