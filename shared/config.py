@@ -19,11 +19,17 @@ class ConfigError(ValueError):
 
 
 _SSLMODES = {"disable", "allow", "prefer", "require", "verify-ca", "verify-full"}
+# The modes that check the server's certificate against a CA file (`sslrootcert`); `require` only
+# encrypts, and accepts any certificate, a man in the middle's included.
+VERIFYING_SSLMODES = frozenset({"verify-ca", "verify-full"})
+# The file name of AWS's RDS CA bundle, shipped with the Glue jobs (`--extra-files`, copied to each
+# job's working directory) and committed at shared/certs/ (README there: origin, refresh).
+RDS_CA_BUNDLE = "rds-global-bundle.pem"
 
 
 @dataclass(frozen=True)
 class PgUrl:
-    """A PostgreSQL location parsed from `postgresql://user:password@host:port/db?sslmode=...`."""
+    """A PostgreSQL location parsed from `postgresql://user:password@host:port/db?sslmode=...[&sslrootcert=...]`."""
 
     setting: str  # which setting it came from, for error messages
     host: str
@@ -32,11 +38,20 @@ class PgUrl:
     user: str
     password: str | None = field(default=None, repr=False)
     sslmode: str | None = None
+    sslrootcert: str | None = None  # CA file the server's certificate must chain to (verify-* modes)
+
+    @property
+    def _query(self) -> str:
+        params = []
+        if self.sslmode:
+            params.append(f"sslmode={self.sslmode}")
+        if self.sslrootcert:
+            params.append(f"sslrootcert={_quote(self.sslrootcert, safe='/')}")
+        return "?" + "&".join(params) if params else ""
 
     @property
     def jdbc_url(self) -> str:
-        query = f"?sslmode={self.sslmode}" if self.sslmode else ""
-        return f"jdbc:postgresql://{self.host}:{self.port}/{self.database}{query}"
+        return f"jdbc:postgresql://{self.host}:{self.port}/{self.database}{self._query}"
 
     @property
     def jdbc_properties(self) -> dict[str, str]:
@@ -49,8 +64,7 @@ class PgUrl:
     def conninfo(self) -> str:
         """A psycopg/libpq URL (password included: never log it; use `masked`)."""
         auth = self.user + (f":{_quote(self.password)}" if self.password is not None else "")
-        query = f"?sslmode={self.sslmode}" if self.sslmode else ""
-        return f"postgresql://{auth}@{self.host}:{self.port}/{self.database}{query}"
+        return f"postgresql://{auth}@{self.host}:{self.port}/{self.database}{self._query}"
 
     @property
     def masked(self) -> str:
@@ -58,10 +72,10 @@ class PgUrl:
         return f"postgresql://{auth}@{self.host}:{self.port}/{self.database}"
 
 
-def _quote(value: str) -> str:
+def _quote(value: str, safe: str = "") -> str:
     from urllib.parse import quote
 
-    return quote(value, safe="")
+    return quote(value, safe=safe)
 
 
 def parse_pg_url(setting: str, value: str) -> PgUrl:
@@ -85,15 +99,26 @@ def parse_pg_url(setting: str, value: str) -> PgUrl:
         raise ConfigError(f"{setting} must name exactly one database after the host, e.g. .../totesys")
     if not parts.username:
         raise ConfigError(f"{setting} has no user name: expected postgresql://user:password@host...")
-    sslmode = None
+    sslmode = sslrootcert = None
     for pair in filter(None, parts.query.split("&")):
         key, _, val = pair.partition("=")
         if key == "sslmode":
             if val not in _SSLMODES:
                 raise ConfigError(f"{setting}: sslmode={val!r} is not one of {sorted(_SSLMODES)}")
             sslmode = val
+        elif key == "sslrootcert":
+            sslrootcert = unquote(val).strip()
+            if not sslrootcert:
+                raise ConfigError(f"{setting}: sslrootcert is empty: expected the path of a CA file")
         else:
-            raise ConfigError(f"{setting}: unsupported URL parameter {key!r} (only sslmode is supported)")
+            raise ConfigError(
+                f"{setting}: unsupported URL parameter {key!r} (only sslmode and sslrootcert are supported)"
+            )
+    if sslrootcert and sslmode not in VERIFYING_SSLMODES:
+        raise ConfigError(
+            f"{setting}: sslrootcert is only used with sslmode=verify-ca or verify-full "
+            f"(sslmode is {sslmode or 'not set'})"
+        )
     return PgUrl(
         setting=setting,
         host=parts.hostname,
@@ -102,6 +127,7 @@ def parse_pg_url(setting: str, value: str) -> PgUrl:
         user=unquote(parts.username),
         password=unquote(parts.password) if parts.password is not None else None,
         sslmode=sslmode,
+        sslrootcert=sslrootcert,
     )
 
 
@@ -109,7 +135,8 @@ _IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 # The extract's look-back window (docs/reliability.md): long enough for the longest ToteSys write
 # transaction plus clock skew; ToteSys' own transactions last well under a second. The same default
-# locally, on Glue and in Terraform (`lookback_minutes`); 0 turns it off (Glue-bookmark behaviour).
+# locally, on Glue and in Terraform (`lookback_minutes`); 0 turns it off locally, and is refused on
+# Glue (shared.glue.GLUE_MIN_LOOKBACK_MINUTES), where the window is what catches ties and late commits.
 DEFAULT_LOOKBACK_MINUTES = 5
 
 

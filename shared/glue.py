@@ -2,8 +2,8 @@
 
 Glue runs `glue_jobs/<job>.py`, which calls `main(job, sys.argv)`. `main` resolves the job arguments,
 starts the GlueContext, calls `job.init` first, builds the one typed `Settings` (secrets from
-Secrets Manager, never from job arguments), and runs the same `shared.jobs.<job>.run(ctx)` as
-`totes run` does locally. Where the runtimes differ (docs/glue.md):
+Secrets Manager, never from job arguments), and runs the job from the one registry `totes run` uses
+locally (shared/registry.py: the same databases checked first, the same notes, the same masking). Where the runtimes differ (docs/glue.md):
 
 - the extract reads with Glue's native JDBC job bookmarks (`glue_reader`), plus an optional
   look-back read outside the bookmark, de-duplicated by version key;
@@ -24,18 +24,25 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from shared.config import _SSLMODES, ConfigError, PgUrl, Settings
-from shared.jobs import extract, load, transform
+from shared.config import _SSLMODES, RDS_CA_BUNDLE, VERIFYING_SSLMODES, ConfigError, PgUrl, Settings
+from shared.jobs import extract
 from shared.lake import RUN_ID_FORMAT, Storage
-from shared.pipeline import JOBS, one_line
+from shared.registry import failure_reason, job_spec, run_registered
 from shared.runtime import JobContext, JobReport, LocalJobContext
 from shared.schema import SourceTable
-from shared.sources import Increment, check_reachable, contract_columns, read_table
+from shared.sources import (
+    Increment,
+    check_reachable,
+    contract_columns,
+    extra_column_notes,
+    read_table,
+)
 
 
 class ArgumentNames(NamedTuple):
@@ -51,8 +58,17 @@ GLUE_ARGUMENTS = ArgumentNames(
 )
 SECRET_ARGUMENTS = {"totesys": "TOTESYS_SECRET_ID", "warehouse": "WAREHOUSE_SECRET_ID"}
 SECRET_KEYS = ("host", "port", "dbname", "username", "password")
-DEFAULT_SSLMODE = "require"  # on AWS the databases are reached over the internet (NAT): TLS always
+# On AWS the databases are reached across the internet (the NAT gateway): TLS always, and the
+# server's certificate verified against the RDS CA bundle shipped with the jobs (`--extra-files`)
+# and its host name checked, or a man in the middle could read everything, passwords included.
+# Both are overridable per database by the secret's optional `sslmode` / `sslrootcert` keys.
+DEFAULT_SSLMODE = "verify-full"
+DEFAULT_SSLROOTCERT = RDS_CA_BUNDLE
 BOOKMARK_KEY = "last_updated"
+# On Glue the look-back window is what catches rows sharing the bookmark's `last_updated` and rows
+# committed late with an earlier one (native JDBC bookmarks need strictly increasing keys), so it
+# cannot be turned off there; locally 0 is allowed (the local reader keeps the keys at the bookmark).
+GLUE_MIN_LOOKBACK_MINUTES = 1
 
 _S3_LOCATION = re.compile(r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?$")
 
@@ -97,6 +113,13 @@ def settings_from_glue_args(args: Mapping[str, str], secrets: Callable[[str], An
         if args.get(name) is not None:
             env[name] = args[name]
     settings = Settings.from_env(env)  # same rules (and messages) as the local configuration
+    if settings.lookback_minutes < GLUE_MIN_LOOKBACK_MINUTES:
+        raise ConfigError(
+            f"job argument --LOOKBACK_MINUTES={settings.lookback_minutes} must be at least "
+            f"{GLUE_MIN_LOOKBACK_MINUTES} on Glue: Glue's JDBC bookmark reads strictly after the last "
+            "last_updated it took, so without the window a row committed after a read with that "
+            "timestamp or an earlier one is never extracted (docs/glue.md)"
+        )
     urls = {
         database: pg_url_from_secret(argument, args[argument].strip(), _secret(secrets, argument, args))
         for database, argument in SECRET_ARGUMENTS.items()
@@ -117,7 +140,11 @@ def _secret(secrets: Callable[[str], Any], argument: str, args: Mapping[str, str
 
 
 def pg_url_from_secret(argument: str, secret_id: str, document: Any) -> PgUrl:
-    """A PgUrl from one secret's JSON {host, port, dbname, username, password[, sslmode]}.
+    """A PgUrl from one secret's JSON {host, port, dbname, username, password[, sslmode, sslrootcert]}.
+
+    TLS defaults to `verify-full` against the RDS CA bundle shipped with the jobs (RDS_CA_BUNDLE);
+    `sslmode` overrides the mode, `sslrootcert` the CA file (a file name given to the job with
+    `--extra-files`, or an absolute path on the Glue workers).
 
     `argument` (e.g. TOTESYS_SECRET_ID) becomes the PgUrl's setting, so connection errors later name
     it. Messages name the secret and the key, and describe a bad value only by its kind.
@@ -151,6 +178,25 @@ def pg_url_from_secret(argument: str, secret_id: str, document: Any) -> PgUrl:
     sslmode = document.get("sslmode") or DEFAULT_SSLMODE
     if sslmode not in _SSLMODES:
         raise ConfigError(f"{where}: 'sslmode' must be one of {', '.join(sorted(_SSLMODES))}")
+    sslrootcert = document.get("sslrootcert")
+    if sslrootcert is not None:
+        if not isinstance(sslrootcert, str) or not sslrootcert.strip():
+            raise ConfigError(
+                f"{where}: 'sslrootcert' must be a non-empty string (it is {_kind(sslrootcert)})"
+            )
+        sslrootcert = sslrootcert.strip()
+        if sslmode not in VERIFYING_SSLMODES:
+            raise ConfigError(
+                f"{where}: 'sslrootcert' is only used with 'sslmode' verify-ca or verify-full "
+                f"(sslmode is {sslmode})"
+            )
+        if not sslrootcert.startswith("/") and "/" in sslrootcert:
+            raise ConfigError(
+                f"{where}: 'sslrootcert' must be a file name shipped with --extra-files (it lands in "
+                "each node's working directory) or an absolute path, not a relative path with folders"
+            )
+    elif sslmode in VERIFYING_SSLMODES:
+        sslrootcert = DEFAULT_SSLROOTCERT
     return PgUrl(
         setting=argument,
         host=text["host"].strip(),
@@ -159,6 +205,7 @@ def pg_url_from_secret(argument: str, secret_id: str, document: Any) -> PgUrl:
         user=text["username"].strip(),
         password=text["password"],
         sslmode=sslmode,
+        sslrootcert=sslrootcert,
     )
 
 
@@ -316,12 +363,17 @@ def glue_reader(ctx: JobContext, table: SourceTable) -> Increment:
         ),
         transformation_ctx=extract.transformation_ctx(table.name),
     )
-    rows = _contract_rows(ctx.spark, table, frame.toDF())
+    source = frame.toDF()
+    rows = _contract_rows(ctx.spark, table, source)
+    columns = source.columns
     if ctx.settings.lookback_minutes:
         anchor = lookback_anchor(getattr(ctx, "previous_run_id", None), datetime.now(UTC))
         since = lookback_start(anchor, ctx.settings.lookback_minutes)
-        rows = union_versions(table, rows, lookback_rows(ctx.spark, url, table, since))
-    return Increment(rows.persist(), None)
+        window = read_table(ctx.spark, url, table.name)
+        columns = columns or window.columns  # an empty DynamicFrame may have no columns at all
+        rows = union_versions(table, rows, window_rows(table, window, since))
+    # Source columns outside the contract are not extracted, and said so, as the local reader does.
+    return Increment(rows.persist(), None, extra_column_notes(table, columns))
 
 
 def _contract_rows(spark: SparkSession, table: SourceTable, rows: DataFrame) -> DataFrame:
@@ -356,8 +408,12 @@ def lookback_start(anchor: datetime, minutes: int) -> datetime:
 
 def lookback_rows(spark: SparkSession, url: PgUrl, table: SourceTable, since: datetime) -> DataFrame:
     """Every row of `table` with `last_updated >= since`, read outside Glue's bookmark (pushed down)."""
-    rows = contract_columns(table, read_table(spark, url, table.name))
-    return rows.where(F.col(BOOKMARK_KEY) >= F.lit(since))
+    return window_rows(table, read_table(spark, url, table.name), since)
+
+
+def window_rows(table: SourceTable, source: DataFrame, since: datetime) -> DataFrame:
+    """The contract's columns of the rows of `source` (a plain JDBC read) with `last_updated >= since`."""
+    return contract_columns(table, source).where(F.col(BOOKMARK_KEY) >= F.lit(since))
 
 
 def union_versions(table: SourceTable, *frames: DataFrame) -> DataFrame:
@@ -371,6 +427,39 @@ def union_versions(table: SourceTable, *frames: DataFrame) -> DataFrame:
 # ---------------------------------------------------------------------------------------------
 # Entry point
 # ---------------------------------------------------------------------------------------------
+
+
+def ship_ca_files(spark: SparkSession, settings: Settings, working_dir: Path | None = None) -> list[Path]:
+    """Make every CA file the database URLs name by file name readable where each JDBC connection opens.
+
+    pgjdbc opens `sslrootcert` as a plain file, relative to the JVM's working directory, on the
+    driver (the probes, the warehouse transaction, Spark's schema lookup) and on every executor
+    (the reads and the staging writes). Glue copies `--extra-files` into the driver's working
+    directory (`working_dir`, default: the driver JVM's `user.dir`); `SparkContext.addFile` then
+    has every executor fetch the file into its own working directory before it runs a task
+    (Spark: added files go to SparkFiles' root, which on an executor is its working directory). So
+    the one relative name in the URL resolves on every node. An absolute path is used as it is.
+    Raises ConfigError naming the setting and `--extra-files` when the file is not there.
+    """
+    if working_dir is None:
+        jvm = spark.sparkContext._jvm
+        assert jvm is not None
+        working_dir = Path(str(jvm.java.lang.System.getProperty("user.dir")))
+    shipped: list[Path] = []
+    for url in (settings.totesys, settings.warehouse):
+        if url is None or not url.sslrootcert or url.sslrootcert.startswith("/"):
+            continue
+        path = working_dir / url.sslrootcert
+        if not path.is_file():
+            raise ConfigError(
+                f"{url.setting}: the CA file {url.sslrootcert!r} (sslrootcert) is not in the job's working "
+                f"directory {working_dir}: give the job --extra-files s3://<scripts>/lib/{url.sslrootcert} "
+                "(terraform/glue.tf does; `make package` builds it)"
+            )
+        if path not in shipped:
+            spark.sparkContext.addFile(str(path))
+            shipped.append(path)
+    return shipped
 
 
 def configure_session(spark: SparkSession) -> None:
@@ -387,33 +476,33 @@ def run_glue_job(
     glue_context: Any,
     secrets: Callable[[str], Any],
     storage: Storage | None = None,
+    working_dir: Path | None = None,
 ) -> JobReport:
-    """`job.init` first, then one library job to its commit (which ends with `job.commit`).
+    """`job.init` first, then one registered job to its commit (which ends with `job.commit`).
 
-    On failure: one line on stderr, the run recorded as FAILED in the run history (when the context
-    exists), and the exception re-raised so Glue marks the run FAILED.
+    The job comes from the registry `totes run` uses too (shared/registry.py): the same databases
+    checked first, the same notes kept, the same masking of a failure. On failure: one line on
+    stderr, the run recorded as FAILED in the run history (when the context exists), and the
+    exception re-raised so Glue marks the run FAILED. `working_dir` is where Glue put the
+    `--extra-files` (default: the driver JVM's working directory; see `ship_ca_files`).
     """
-    if name not in JOBS:
-        raise ConfigError(f"unknown job {name!r}: expected one of {', '.join(JOBS)}")
+    spec = job_spec(name)
     job.init(args["JOB_NAME"], args)
+    settings: Settings | None = None
     ctx: GlueJobContext | None = None
     try:
         settings = settings_from_glue_args(args, secrets)
         spark = glue_context.spark_session
         configure_session(spark)
         ctx = GlueJobContext(name, spark, settings, job, glue_context=glue_context, storage=storage)
-        if name == "extract":
-            check_reachable(spark, settings.require_totesys())
-            extract.run(ctx, glue_reader)
-        elif name == "transform":
-            transform.run(ctx)
-        else:
-            check_reachable(spark, settings.require_warehouse())
-            load.run(ctx)
+        ship_ca_files(spark, settings, working_dir)
+        for url in spec.databases(settings):
+            check_reachable(spark, url)
+        run_registered(ctx, glue_reader)  # records a failure itself
     except BaseException as exc:
-        reason = one_line(exc)
+        reason = failure_reason(exc, settings)
         print(f"totes {name} FAILED: {reason}", file=sys.stderr, flush=True)
-        if ctx is not None:
+        if ctx is not None and ctx.report.status != "FAILED":  # failed before the job ran
             with contextlib.suppress(Exception):  # the original error is what matters
                 ctx.finish("FAILED", reason)
         raise
@@ -423,8 +512,7 @@ def run_glue_job(
 
 def main(job: str, argv: list[str]) -> None:
     """What `glue_jobs/<job>.py` calls on Glue: resolve arguments, start Glue, run `job` to its commit."""
-    if job not in JOBS:
-        raise ConfigError(f"unknown job {job!r}: expected one of {', '.join(JOBS)}")
+    job_spec(job)  # an unknown job fails before Glue starts
     from awsglue.context import GlueContext
     from awsglue.job import Job
     from awsglue.utils import getResolvedOptions

@@ -42,16 +42,8 @@ class SchemaDrift(RuntimeError):
 
 def check_reachable(spark: SparkSession, url: PgUrl, timeout_seconds: int = 10) -> None:
     """Open and close one JDBC connection, or raise SourceUnreachable with a one-line reason."""
-    jvm = spark.sparkContext._jvm
-    assert jvm is not None
-    props = jvm.java.util.Properties()
-    for key, value in {**url.jdbc_properties, "connectTimeout": str(timeout_seconds)}.items():
-        props.setProperty(key, value)
     try:
-        jvm.java.lang.Class.forName("org.postgresql.Driver")
-        jvm.java.sql.DriverManager.setLoginTimeout(timeout_seconds)
-        connection = jvm.java.sql.DriverManager.getConnection(url.jdbc_url, props)
-        connection.close()
+        jdbc_connection(spark, url, timeout_seconds=timeout_seconds).close()
     except Exception as exc:  # py4j wraps the Java exception; keep only its first line
         raise SourceUnreachable(f"{url.setting} ({url.masked}) is unreachable: {java_reason(exc)}") from None
 
@@ -165,6 +157,14 @@ def extra_columns(table: SourceTable, columns: list[str]) -> list[str]:
     return [c for c in columns if c.lower() not in known]
 
 
+def extra_column_notes(table: SourceTable, columns: list[str]) -> tuple[str, ...]:
+    """The run notes for source columns outside the contract: the same words on Glue and locally."""
+    return tuple(
+        f"totesys.{table.name}: column {c} is not in the contract (SPEC.md section 1) and is not extracted"
+        for c in extra_columns(table, columns)
+    )
+
+
 def unchanged_probe_sql(
     table: SourceTable, bookmark: dict[str, Any], lookback: timedelta = timedelta(0)
 ) -> str:
@@ -189,19 +189,35 @@ def unchanged_probe_sql(
     return f'SELECT * FROM public."{table.name}" WHERE {where} LIMIT 1'
 
 
-def jdbc_connection(spark: SparkSession, url: PgUrl) -> Any:
+POSTGRES_DRIVER = "org.postgresql.Driver"
+
+
+def jdbc_connection(spark: SparkSession, url: PgUrl, timeout_seconds: int | None = None) -> Any:
     """A java.sql.Connection opened by the Spark driver's JVM (the same JDBC driver Spark reads with).
 
-    For the few statements the driver issues itself: the no-change probe, the warehouse's one
-    transaction. The caller closes it.
+    For the few statements the driver issues itself: the reachability probe, the no-change probe,
+    the warehouse's one transaction. The caller closes it.
+
+    The driver class is loaded the way Spark's JDBC source loads it (`Utils.classForName`: the
+    thread's context class loader, which holds `spark.jars` locally and the driver's class path
+    on Glue) and connected through directly. `java.sql.DriverManager` would not do: called through
+    py4j, it only accepts drivers its caller's class loader (the JVM class path) can see, so a jar
+    given with `spark.jars` gets "No suitable driver" or ClassNotFoundException.
     """
     jvm = spark.sparkContext._jvm
     assert jvm is not None
     props = jvm.java.util.Properties()
-    for key, value in url.jdbc_properties.items():
+    options = dict(url.jdbc_properties)
+    options.pop("driver", None)  # a Spark option, not a pgjdbc property
+    if timeout_seconds is not None:  # pgjdbc's own timeouts, in seconds
+        options |= {"connectTimeout": str(timeout_seconds), "loginTimeout": str(timeout_seconds)}
+    for key, value in options.items():
         props.setProperty(key, value)
-    jvm.java.lang.Class.forName("org.postgresql.Driver")
-    return jvm.java.sql.DriverManager.getConnection(url.jdbc_url, props)
+    driver = jvm.org.apache.spark.util.Utils.classForName(POSTGRES_DRIVER, True, False).newInstance()
+    connection = driver.connect(url.jdbc_url, props)
+    if connection is None:  # Driver.connect's answer to a URL that is not its own
+        raise SourceUnreachable(f"{url.setting} ({url.masked}) is not a jdbc:postgresql URL")
+    return connection
 
 
 def source_columns_if_unchanged(
@@ -247,19 +263,13 @@ def read_increment(
         columns = source_columns_if_unchanged(spark, url, table, bookmark, lookback)
         if columns is not None and set(table.column_names) <= {c.lower() for c in columns}:
             # Nothing new: no Spark job at all (a no-change run costs one query per table).
-            notes = tuple(
-                f"totesys.{table.name}: column {c} is not in the contract (SPEC.md section 1) and is not extracted"
-                for c in extra_columns(table, columns)
-            )
+            notes = extra_column_notes(table, columns)
             return Increment(spark.createDataFrame([], table.spark_schema), None, notes, count=0)
     # A first (full) read of a big table goes in parallel key ranges; an incremental read of a few
     # rows stays one query (its `last_updated` filter is pushed down, ranges would only add queries).
     split = partitioned_read_options(table.primary_key, *key_range(spark, url, table)) if not bookmark else {}
     source = read_table(spark, url, table.name, **split)
-    notes = tuple(
-        f"totesys.{table.name}: column {c} is not in the contract (SPEC.md section 1) and is not extracted"
-        for c in extra_columns(table, source.columns)
-    )
+    notes = extra_column_notes(table, source.columns)
     rows = contract_columns(table, source)
     pk = table.primary_key
     high_before: datetime | None = None

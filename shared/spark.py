@@ -66,8 +66,10 @@ def build_spark(catalog_dir: Path, app_name: str = "totes", shuffle_partitions: 
         )
     jar = jdbc_jar()
     if jar:
-        # Also on the driver's own classpath: the load's transaction uses java.sql.DriverManager
-        # directly, which does not see jars added by spark.jars.
+        # Also on the driver's own class path, as on Glue (where the driver is on the JVM's class
+        # path). The driver's own connections (shared.sources.jdbc_connection) load the Driver
+        # through Spark's class loader, so they work with spark.jars alone as well
+        # (tests/test_jdbc_connections.py).
         builder = builder.config("spark.jars", jar).config("spark.driver.extraClassPath", jar)
     else:  # no local driver: let Spark fetch it (needs Maven Central)
         builder = builder.config("spark.jars.packages", JDBC_PACKAGE)

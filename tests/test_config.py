@@ -22,6 +22,17 @@ def test_parses_a_full_url_into_jdbc_and_masks_the_password() -> None:
     assert url.conninfo == "postgresql://reader:s%40cret@db.example:6543/totesys?sslmode=require"
 
 
+def test_verify_full_with_a_ca_file_reaches_jdbc_and_libpq_alike() -> None:
+    url = parse_pg_url(
+        "WAREHOUSE_URL",
+        "postgresql://etl:pw@db.example/warehouse?sslmode=verify-full&sslrootcert=/etc/my%20ca.pem",
+    )
+    assert (url.sslmode, url.sslrootcert) == ("verify-full", "/etc/my ca.pem")
+    query = "?sslmode=verify-full&sslrootcert=/etc/my%20ca.pem"
+    assert url.jdbc_url == f"jdbc:postgresql://db.example:5432/warehouse{query}"
+    assert url.conninfo == f"postgresql://etl:pw@db.example:5432/warehouse{query}"
+
+
 def test_default_port_and_no_password() -> None:
     url = parse_pg_url("WAREHOUSE_URL", "postgres://etl@localhost/warehouse")
     assert url.port == 5432 and url.password is None
@@ -39,6 +50,9 @@ def test_default_port_and_no_password() -> None:
         ("postgresql://u:p@:5432/db", "no host"),
         ("postgresql://u:p@h/db?sslmode=sometimes", "sslmode='sometimes'"),
         ("postgresql://u:p@h/db?application=x", "unsupported URL parameter 'application'"),
+        ("postgresql://u:p@h/db?sslmode=verify-full&sslrootcert=", "sslrootcert is empty"),
+        ("postgresql://u:p@h/db?sslmode=require&sslrootcert=/ca.pem", "sslrootcert is only used with"),
+        ("postgresql://u:p@h/db?sslrootcert=/ca.pem", "(sslmode is not set)"),
     ],
 )
 def test_bad_urls_name_the_setting(value: str, message: str) -> None:

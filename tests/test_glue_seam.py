@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import ast
 import json
+import re
+import shutil
 import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import boto3
 import pytest
@@ -28,7 +31,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
 from shared import glue
-from shared.config import DEFAULT_LOOKBACK_MINUTES, ConfigError, Settings
+from shared.config import DEFAULT_LOOKBACK_MINUTES, RDS_CA_BUNDLE, ConfigError, Settings
 from shared.lake import RUN_ID_FORMAT, S3Storage, read_json
 from shared.schema import SOURCE_TABLES
 
@@ -51,6 +54,9 @@ ARGS = {
 }
 
 DROP = object()  # a key to leave out of a secret
+# What every JDBC URL on Glue ends with by default: TLS, the certificate verified against the RDS CA
+# bundle shipped with the jobs, and the host name checked.
+VERIFY_FULL = "?sslmode=verify-full&sslrootcert=rds-global-bundle.pem"
 
 
 def login(**changes: Any) -> dict[str, Any]:
@@ -102,14 +108,17 @@ def test_settings_from_full_arguments_and_secrets() -> None:
     assert (settings.catalog_database, settings.lookback_minutes) == ("totes", 15)
     totesys, warehouse = settings.require_totesys(), settings.require_warehouse()
     assert totesys.jdbc_url == (
-        "jdbc:postgresql://totesys.example.eu-west-2.rds.amazonaws.com:5432/totesys?sslmode=require"
+        "jdbc:postgresql://totesys.example.eu-west-2.rds.amazonaws.com:5432/totesys"
+        "?sslmode=verify-full&sslrootcert=rds-global-bundle.pem"
     )
     assert (totesys.user, totesys.password, totesys.setting) == (
         "project_team_0",
         PASSWORD,
         "TOTESYS_SECRET_ID",
     )
-    assert warehouse.jdbc_url.endswith(":6543/warehouse?sslmode=verify-full")
+    assert warehouse.jdbc_url.endswith(
+        ":6543/warehouse?sslmode=verify-full&sslrootcert=rds-global-bundle.pem"
+    )
     assert (warehouse.user, warehouse.setting) == ("etl", "WAREHOUSE_SECRET_ID")
     assert PASSWORD not in repr(settings) and PASSWORD not in totesys.masked
 
@@ -121,6 +130,50 @@ def test_optional_arguments_take_the_local_defaults() -> None:
     settings = glue.settings_from_glue_args(args, logins())
     assert settings.ingestion == "s3://totes-processed/ingestion"
     assert (settings.catalog_database, settings.lookback_minutes) == ("totes", DEFAULT_LOOKBACK_MINUTES)
+
+
+@pytest.mark.parametrize(
+    ("changes", "query"),
+    [
+        ({}, VERIFY_FULL),  # the default: verified against the bundle shipped with the jobs
+        ({"sslmode": "verify-ca"}, "?sslmode=verify-ca&sslrootcert=rds-global-bundle.pem"),
+        ({"sslrootcert": "corporate-ca.pem"}, "?sslmode=verify-full&sslrootcert=corporate-ca.pem"),
+        ({"sslrootcert": "/opt/ca/my ca+1.pem"}, "?sslmode=verify-full&sslrootcert=/opt/ca/my%20ca%2B1.pem"),
+        ({"sslmode": "require"}, "?sslmode=require"),  # an explicit choice to verify nothing
+    ],
+)
+def test_tls_is_verify_full_against_the_rds_bundle_unless_the_secret_says_otherwise(changes, query) -> None:
+    settings = glue.settings_from_glue_args(ARGS, logins(totesys=login(**changes)))
+    url = settings.require_totesys()
+    assert (
+        url.jdbc_url == f"jdbc:postgresql://totesys.example.eu-west-2.rds.amazonaws.com:5432/totesys{query}"
+    )
+    assert glue.DEFAULT_SSLROOTCERT == RDS_CA_BUNDLE == "rds-global-bundle.pem"
+
+
+def test_the_ca_bundle_is_checked_in_the_working_dir_and_added_for_the_executors(spark, tmp_path) -> None:
+    settings = glue.settings_from_glue_args(ARGS, logins())
+    with pytest.raises(ConfigError) as err:
+        glue.ship_ca_files(spark, settings, tmp_path)
+    assert str(err.value) == (
+        f"TOTESYS_SECRET_ID: the CA file 'rds-global-bundle.pem' (sslrootcert) is not in the job's working "
+        f"directory {tmp_path}: give the job --extra-files s3://<scripts>/lib/rds-global-bundle.pem "
+        "(terraform/glue.tf does; `make package` builds it)"
+    )
+    # By default it looks where Glue puts --extra-files: the driver JVM's working directory.
+    jvm_working_dir = spark.sparkContext._jvm.java.lang.System.getProperty("user.dir")
+    with pytest.raises(
+        ConfigError, match=f"is not in the job's working directory {re.escape(jvm_working_dir)}:"
+    ):
+        glue.ship_ca_files(spark, settings)
+    shutil.copyfile(ROOT / "shared" / "certs" / RDS_CA_BUNDLE, tmp_path / RDS_CA_BUNDLE)
+    assert glue.ship_ca_files(spark, settings, tmp_path) == [tmp_path / RDS_CA_BUNDLE]  # once for both
+    added = {Path(urlparse(uri).path) for uri in spark.sparkContext.listFiles}
+    assert tmp_path / RDS_CA_BUNDLE in added  # every executor fetches it into its working directory
+    absolute = replace(
+        settings, totesys=replace(settings.require_totesys(), sslrootcert="/etc/ssl/ca.pem"), warehouse=None
+    )
+    assert glue.ship_ca_files(spark, absolute, tmp_path / "nowhere") == []  # used where it is
 
 
 def test_only_present_optional_arguments_are_asked_of_getresolvedoptions() -> None:
@@ -190,6 +243,22 @@ def test_bad_arguments_fail_before_any_secret_is_read(changes: dict[str, Any], m
     assert secrets.read == []
 
 
+@pytest.mark.parametrize("minutes", ["0", " 0 "])
+def test_a_look_back_window_under_a_minute_is_refused_on_glue(minutes: str, tmp_path) -> None:
+    # Glue's native JDBC bookmark moves strictly past the last `last_updated` it read: without the
+    # window, a row committed after that read with the same or an earlier timestamp is never read.
+    secrets = logins()
+    with pytest.raises(ConfigError) as err:
+        glue.settings_from_glue_args({**ARGS, "LOOKBACK_MINUTES": minutes}, secrets)
+    text = str(err.value)
+    assert text.startswith("job argument --LOOKBACK_MINUTES=0 must be at least 1 on Glue")
+    assert "bookmark" in text and "strictly" in text
+    assert secrets.read == []  # refused before any secret is read
+    assert glue.settings_from_glue_args({**ARGS, "LOOKBACK_MINUTES": "1"}, logins()).lookback_minutes == 1
+    # Locally 0 stays allowed: the local reader keeps the primary keys taken at the bookmark instant.
+    assert Settings.from_env({"LAKE_ROOT": str(tmp_path), "LOOKBACK_MINUTES": "0"}).lookback_minutes == 0
+
+
 @pytest.mark.parametrize(
     ("document", "message"),
     [
@@ -202,6 +271,13 @@ def test_bad_arguments_fail_before_any_secret_is_read(changes: dict[str, Any], m
         (login(username=42), "'username' must be a non-empty string (it is a number)"),
         (login(password=None), "'password' must be a non-empty string (it is null)"),
         (login(sslmode=PASSWORD), "'sslmode' must be one of allow, disable, prefer, require"),
+        (login(sslrootcert=""), "'sslrootcert' must be a non-empty string (it is an empty string)"),
+        (login(sslrootcert=7), "'sslrootcert' must be a non-empty string (it is a number)"),
+        (
+            login(sslmode="require", sslrootcert="ca.pem"),
+            "'sslrootcert' is only used with 'sslmode' verify-ca or verify-full (sslmode is require)",
+        ),
+        (login(sslrootcert="certs/ca.pem"), "'sslrootcert' must be a file name shipped with --extra-files"),
         (
             [PASSWORD],
             "must hold a JSON object with keys host, port, dbname, username, password; it holds a JSON array",
@@ -247,7 +323,7 @@ def test_secrets_are_read_from_secrets_manager_in_the_arns_region(aws) -> None:
         glue.secrets_manager_reader(),
     )
     assert settings.require_totesys().password == PASSWORD
-    assert settings.require_warehouse().jdbc_url.endswith(":5433/warehouse?sslmode=require")
+    assert settings.require_warehouse().jdbc_url.endswith(f":5433/warehouse{VERIFY_FULL}")
 
 
 @pytest.mark.parametrize(
@@ -318,6 +394,14 @@ class FakeGlueContext:
 
 
 @pytest.fixture
+def extra_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The working directory Glue copies `--extra-files` into: here, just the RDS CA bundle."""
+    folder = tmp_path_factory.mktemp("glue-working-dir")
+    shutil.copyfile(ROOT / "shared" / "certs" / RDS_CA_BUNDLE, folder / RDS_CA_BUNDLE)
+    return folder
+
+
+@pytest.fixture
 def lake(aws, monkeypatch: pytest.MonkeyPatch) -> S3Storage:
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)  # for the library's own default S3 clients
     client = boto3.client("s3", region_name=REGION)
@@ -344,23 +428,83 @@ def test_glue_job_context_keeps_state_on_s3_and_commits_glue_last(spark, lake) -
     assert second.run_id > first.run_id and second.previous_run_id == first.run_id
 
 
-def test_run_glue_job_inits_first_runs_the_library_job_and_commits_last(spark, lake, capsys) -> None:
+def test_run_glue_job_inits_first_runs_the_library_job_and_commits_last(
+    spark, lake, capsys, extra_files
+) -> None:
     job = RecordingJob(lake, "s3://totes-processed/_state/bookmarks/transform.json")
-    report = glue.run_glue_job("transform", ARGS, job, FakeGlueContext(spark), logins(), storage=lake)
+    report = glue.run_glue_job(
+        "transform", ARGS, job, FakeGlueContext(spark), logins(), storage=lake, working_dir=extra_files
+    )
     assert report.status == "SUCCEEDED"
     assert [c[0] for c in job.calls] == ["init", "commit"] and job.calls[0] == ("init", "totes-transform")
     assert job.calls[1][1]["run_id"] == report.run_id  # state written before Glue's commit
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["status"] == "SUCCEEDED"
 
 
-def test_a_failed_run_logs_one_line_records_failed_and_reraises(spark, lake, capsys) -> None:
+def test_a_failed_run_logs_one_line_records_failed_and_reraises(spark, lake, capsys, extra_files) -> None:
     job = RecordingJob(lake, "s3://totes-processed/_state/bookmarks/transform.json", fail_commit=True)
     with pytest.raises(RuntimeError, match="bookmark service unavailable"):
-        glue.run_glue_job("transform", ARGS, job, FakeGlueContext(spark), logins(), storage=lake)
+        glue.run_glue_job(
+            "transform", ARGS, job, FakeGlueContext(spark), logins(), storage=lake, working_dir=extra_files
+        )
     assert capsys.readouterr().err == "totes transform FAILED: RuntimeError: bookmark service unavailable\n"
     (name,) = lake.list_names("s3://totes-processed/_state/runs")
     history = read_json(lake, f"s3://totes-processed/_state/runs/{name}")
     assert (history["status"], history["message"]) == ("FAILED", "RuntimeError: bookmark service unavailable")
+
+
+def test_a_glue_failure_is_masked_exactly_like_a_local_one(
+    spark, lake, capsys, monkeypatch, tmp_path, extra_files
+) -> None:
+    # A driver message that quotes the configured password bare (only the configuration knows it
+    # is one) and another password in key=value form (masked by its shape).
+    leak = f"FATAL: server said {PASSWORD} is wrong; retry with password=Other-Secret-77 please"
+
+    def failing_transform(ctx) -> None:
+        raise RuntimeError(leak)
+
+    monkeypatch.setattr("shared.jobs.transform.run", failing_transform)
+    settings = glue.settings_from_glue_args(ARGS, logins())
+
+    from shared.pipeline import run_job
+
+    local_settings = replace(settings, lake_root=str(tmp_path / "lake"), ingestion_root=None)
+    with pytest.raises(RuntimeError):
+        run_job("transform", spark, local_settings)
+    (local_history,) = (tmp_path / "lake" / "_state" / "runs").glob("*-transform.json")
+    local = json.loads(local_history.read_text(encoding="utf-8"))["message"]
+
+    job = RecordingJob(lake, "s3://totes-processed/_state/bookmarks/transform.json")
+    with pytest.raises(RuntimeError):
+        glue.run_glue_job(
+            "transform", ARGS, job, FakeGlueContext(spark), logins(), storage=lake, working_dir=extra_files
+        )
+    (name,) = lake.list_names("s3://totes-processed/_state/runs")
+    history = read_json(lake, f"s3://totes-processed/_state/runs/{name}")
+
+    assert local == "RuntimeError: FATAL: server said *** is wrong; retry with password=*** please"
+    assert (history["status"], history["message"]) == ("FAILED", local)
+    assert capsys.readouterr().err == f"totes transform FAILED: {local}\n"
+
+
+def test_a_job_without_the_ca_bundle_fails_in_one_line_naming_extra_files(
+    spark, lake, capsys, tmp_path
+) -> None:
+    job = RecordingJob(lake, "s3://totes-processed/_state/bookmarks/transform.json")
+    with pytest.raises(ConfigError):
+        glue.run_glue_job(
+            "transform", ARGS, job, FakeGlueContext(spark), logins(), storage=lake, working_dir=tmp_path
+        )
+    err = capsys.readouterr().err
+    assert err.startswith("totes transform FAILED: TOTESYS_SECRET_ID: the CA file 'rds-global-bundle.pem'")
+    assert "--extra-files s3://<scripts>/lib/rds-global-bundle.pem" in err and err.count("\n") == 1
+    assert [c[0] for c in job.calls] == ["init"]  # no commit: Glue's bookmarks stay where they were
+    (name,) = lake.list_names("s3://totes-processed/_state/runs")
+    history = read_json(lake, f"s3://totes-processed/_state/runs/{name}")
+    assert (history["status"], history["message"]) == (
+        "FAILED",
+        err.removeprefix("totes transform FAILED: ").strip(),
+    )
 
 
 def test_a_config_error_fails_before_any_state_or_commit(spark, lake, capsys) -> None:
@@ -380,6 +524,10 @@ def test_a_config_error_fails_before_any_state_or_commit(spark, lake, capsys) ->
 # ---------------------------------------------------------------------------------------------
 
 CURRENCY = SOURCE_TABLES["currency"]
+# What the local reader (shared.sources.read_increment) reports for a new source column.
+EXTRA_COLUMN_NOTE = (
+    "totesys.currency: column extra is not in the contract (SPEC.md section 1) and is not extracted"
+)
 
 
 @dataclass
@@ -393,7 +541,8 @@ class ReaderContext:
 
 
 def reader_context(spark: SparkSession, frames: Mapping[str, DataFrame]) -> ReaderContext:
-    settings = glue.settings_from_glue_args({**ARGS, "LOOKBACK_MINUTES": "0"}, logins())
+    # Without the look-back read, to see the bookmarked read alone (Glue's own config refuses 0).
+    settings = replace(glue.settings_from_glue_args(ARGS, logins()), lookback_minutes=0)
     return ReaderContext(spark, settings, FakeGlueContext(spark, frames))
 
 
@@ -416,12 +565,14 @@ def test_glue_reader_reads_with_a_bookmark_on_last_updated_and_keeps_the_contrac
     try:
         assert increment.bookmark is None  # Glue keeps this bookmark, committed by job.commit()
         assert_df_equality(increment.rows, source)
+        # The note the local reader gives for a source column outside the contract.
+        assert increment.notes == (EXTRA_COLUMN_NOTE,)
     finally:
         increment.rows.unpersist()
     (read,) = ctx.glue_context.reads
     assert read["type"] == "postgresql" and read["transformation_ctx"] == "extract_currency"
     assert read["options"] == {
-        "url": "jdbc:postgresql://totesys.example.eu-west-2.rds.amazonaws.com:5432/totesys?sslmode=require",
+        "url": f"jdbc:postgresql://totesys.example.eu-west-2.rds.amazonaws.com:5432/totesys{VERIFY_FULL}",
         "user": "project_team_0",
         "password": PASSWORD,
         "dbtable": "public.currency",
@@ -494,6 +645,33 @@ def test_look_back_rereads_the_window_over_jdbc_outside_the_bookmark(spark, fres
         assert_df_equality(increment.rows.orderBy("currency_id"), expected)
     finally:
         increment.rows.unpersist()
+
+
+@pytest.mark.integration
+def test_glue_and_local_readers_report_a_new_source_column_alike(spark, fresh_db) -> None:
+    import psycopg
+
+    from shared import totesys
+    from shared.config import parse_pg_url
+    from shared.sources import read_increment, read_table
+
+    totesys.create_schema(fresh_db)
+    with psycopg.connect(fresh_db) as conn:
+        conn.execute("ALTER TABLE currency ADD COLUMN extra integer")
+        conn.execute("INSERT INTO currency VALUES (1, 'GBP', now(), now(), 7)")
+    url = parse_pg_url("TOTESYS_URL", fresh_db)
+    local = read_increment(spark, url, CURRENCY, None)
+    # What Glue's JDBC DynamicFrame holds: the table as the source has it, every column.
+    frame = read_table(spark, url, "currency")
+    settings = Settings(lake_root="s3://totes-processed", totesys=url, lookback_minutes=0)
+    ctx = ReaderContext(spark, settings, FakeGlueContext(spark, {"public.currency": frame}))
+    on_glue = glue.glue_reader(ctx, CURRENCY)
+    try:
+        assert local.notes == on_glue.notes == (EXTRA_COLUMN_NOTE,)
+        assert_df_equality(on_glue.rows, local.rows)
+    finally:
+        local.rows.unpersist()
+        on_glue.rows.unpersist()
 
 
 def test_look_back_window_ends_at_the_previous_committed_extract_else_now() -> None:
