@@ -469,6 +469,11 @@ def configure_session(spark: SparkSession) -> None:
     spark.conf.set("spark.sql.sources.partitionOverwriteMode", "dynamic")
 
 
+class GlueJobFailed(RuntimeError):
+    """A Glue job run failed. The message is the job's one masked line: Glue makes it the run's
+    ErrorMessage, which the failure email and `get-job-runs` show."""
+
+
 def run_glue_job(
     name: str,
     args: Mapping[str, str],
@@ -483,7 +488,7 @@ def run_glue_job(
     The job comes from the registry `totes run` uses too (shared/registry.py): the same databases
     checked first, the same notes kept, the same masking of a failure. On failure: one line on
     stderr, the run recorded as FAILED in the run history (when the context exists), and the
-    exception re-raised so Glue marks the run FAILED. `working_dir` is where Glue put the
+    masked line raised as GlueJobFailed so Glue marks the run FAILED. `working_dir` is where Glue put the
     `--extra-files` (default: the driver JVM's working directory; see `ship_ca_files`).
     """
     spec = job_spec(name)
@@ -505,7 +510,12 @@ def run_glue_job(
         if ctx is not None and ctx.report.status != "FAILED":  # failed before the job ran
             with contextlib.suppress(Exception):  # the original error is what matters
                 ctx.finish("FAILED", reason)
-        raise
+        if not isinstance(exc, Exception):  # SystemExit, KeyboardInterrupt: not a job failure
+            raise
+        # Glue shows an uncaught exception's text as the run's ErrorMessage, which the failure
+        # email quotes, and logs its traceback: the original text may hold a password (a JDBC URL,
+        # a driver message). Only the masked line leaves the job, without the original chained.
+        raise GlueJobFailed(reason) from None
     print(json.dumps(ctx.report.to_json(), sort_keys=True, default=str), flush=True)
     return ctx.report
 

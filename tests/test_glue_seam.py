@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import traceback
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, timezone
@@ -443,7 +444,7 @@ def test_run_glue_job_inits_first_runs_the_library_job_and_commits_last(
 
 def test_a_failed_run_logs_one_line_records_failed_and_reraises(spark, lake, capsys, extra_files) -> None:
     job = RecordingJob(lake, "s3://totes-processed/_state/bookmarks/transform.json", fail_commit=True)
-    with pytest.raises(RuntimeError, match="bookmark service unavailable"):
+    with pytest.raises(glue.GlueJobFailed, match="^RuntimeError: bookmark service unavailable$"):
         glue.run_glue_job(
             "transform", ARGS, job, FakeGlueContext(spark), logins(), storage=lake, working_dir=extra_files
         )
@@ -475,7 +476,7 @@ def test_a_glue_failure_is_masked_exactly_like_a_local_one(
     local = json.loads(local_history.read_text(encoding="utf-8"))["message"]
 
     job = RecordingJob(lake, "s3://totes-processed/_state/bookmarks/transform.json")
-    with pytest.raises(RuntimeError):
+    with pytest.raises(glue.GlueJobFailed) as raised:
         glue.run_glue_job(
             "transform", ARGS, job, FakeGlueContext(spark), logins(), storage=lake, working_dir=extra_files
         )
@@ -485,13 +486,19 @@ def test_a_glue_failure_is_masked_exactly_like_a_local_one(
     assert local == "RuntimeError: FATAL: server said *** is wrong; retry with password=*** please"
     assert (history["status"], history["message"]) == ("FAILED", local)
     assert capsys.readouterr().err == f"totes transform FAILED: {local}\n"
+    # What Glue makes the run's ErrorMessage (and the failure email quotes), and the traceback it
+    # logs: the masked line only, the original exception neither chained nor shown as context.
+    assert str(raised.value) == local
+    assert raised.value.__cause__ is None and raised.value.__suppress_context__
+    shown = "".join(traceback.format_exception(raised.value))
+    assert PASSWORD not in shown and "Other-Secret-77" not in shown
 
 
 def test_a_job_without_the_ca_bundle_fails_in_one_line_naming_extra_files(
     spark, lake, capsys, tmp_path
 ) -> None:
     job = RecordingJob(lake, "s3://totes-processed/_state/bookmarks/transform.json")
-    with pytest.raises(ConfigError):
+    with pytest.raises(glue.GlueJobFailed, match="^TOTESYS_SECRET_ID: the CA file"):
         glue.run_glue_job(
             "transform", ARGS, job, FakeGlueContext(spark), logins(), storage=lake, working_dir=tmp_path
         )
@@ -509,7 +516,7 @@ def test_a_job_without_the_ca_bundle_fails_in_one_line_naming_extra_files(
 
 def test_a_config_error_fails_before_any_state_or_commit(spark, lake, capsys) -> None:
     job = RecordingJob(lake, "s3://totes-processed/_state/bookmarks/transform.json")
-    with pytest.raises(ConfigError):
+    with pytest.raises(glue.GlueJobFailed, match="'port' must be a whole number"):
         glue.run_glue_job(
             "transform", ARGS, job, FakeGlueContext(spark), logins(totesys=login(port=0)), storage=lake
         )
