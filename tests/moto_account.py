@@ -9,9 +9,9 @@ unauthenticated: they create one admin IAM user and its access key; from then on
 policies. The process is stopped (and killed if it must be) when the context exits.
 
 Run as a script (`python tests/moto_account.py --port P --cert C --key K`) this module is the
-server itself: moto's own `moto.server.main`, after one adjustment (`_resolve_resources`) without
-which least privilege cannot be tested at all; docs/deploying.md lists it with the other
-differences between moto and AWS.
+server itself: moto's own `moto.server.main`, after three adjustments of its access control
+(`_adjust_moto`) without which least privilege cannot be tested at all; docs/deploying.md lists
+them with the other differences between moto and AWS.
 """
 
 from __future__ import annotations
@@ -257,16 +257,27 @@ def emulated_account(folder: Path) -> Iterator[EmulatedAccount]:
 # ---------------------------------------------------------------------------------------------
 
 
-def _resolve_resources() -> None:
-    """Let moto check Secrets Manager and KMS calls against the resource they name.
+def _adjust_moto() -> None:
+    """Three adjustments of moto's access control, without which least privilege cannot be tested.
 
-    moto's access control checks every action of these services against the resource `*` (only
-    S3, IAM, STS and SQS say which resource a request is for), so an identity policy statement
-    scoped to ARNs never matches and a scoped role is refused everything. moto asks a response
-    class for `_determine_resource()` when it has one (IAM, STS and SQS do); these give it to
-    Secrets Manager (the secret's ARN, from SecretId) and KMS (the key's ARN, from KeyId).
+    Each is listed in docs/deploying.md ("Tested against an emulated AWS account"):
+
+    1. Resources. moto checks every action of Secrets Manager and KMS against the resource `*`
+       (only S3, IAM, STS and SQS say which resource a request is for), so a statement scoped to
+       ARNs never matches and a scoped role is refused everything. moto asks a response class for
+       `_determine_resource()` when it has one (IAM, STS and SQS do); these give Secrets Manager
+       the secret's ARN (from SecretId) and KMS the key's ARN (from KeyId, or for Decrypt from the
+       ciphertext).
+    2. Action names. moto names an action by the request's signing name, which for CloudWatch is
+       `monitoring`: `monitoring:PutMetricData`, where IAM policies say `cloudwatch:PutMetricData`.
+    3. DeleteObjects. moto authorises a multi-object delete as s3:DeleteObject on the bucket's
+       ARN, where AWS checks each object's; a role allowed `bucket/*` then gets every key back as
+       AccessDenied. Here each key of the request is authorised, all or none.
     """
+    from moto.iam.access_control import IAMRequest
     from moto.kms.responses import KmsResponse
+    from moto.s3.exceptions import BucketAccessDeniedError, S3AccessDeniedError
+    from moto.s3.responses import S3Response
     from moto.secretsmanager.responses import SecretsManagerResponse
 
     def secret_arn(self: Any) -> str:
@@ -282,6 +293,13 @@ def _resolve_resources() -> None:
 
     def key_arn(self: Any) -> str:
         key_id = self._get_param("KeyId")
+        if not key_id and self._get_param("CiphertextBlob"):
+            from moto.kms.utils import _deserialize_ciphertext_blob
+
+            try:  # Decrypt names no key: the ciphertext does (moto's own format)
+                key_id = _deserialize_ciphertext_blob(self._get_param("CiphertextBlob")).key_id
+            except Exception:
+                return "*"
         if not key_id:
             return "*"
         try:
@@ -292,9 +310,35 @@ def _resolve_resources() -> None:
     SecretsManagerResponse._determine_resource = secret_arn  # type: ignore[attr-defined]
     KmsResponse._determine_resource = key_arn  # type: ignore[attr-defined]
 
+    iam_request_init = IAMRequest.__init__
+
+    def iam_action_names(self: Any, *args: Any, **kwargs: Any) -> None:
+        iam_request_init(self, *args, **kwargs)
+        if self._action.startswith("monitoring:"):
+            self._action = "cloudwatch:" + self._action.split(":", 1)[1]
+
+    IAMRequest.__init__ = iam_action_names  # type: ignore[method-assign]
+
+    delete_keys = S3Response._bucket_response_delete_keys
+
+    def delete_keys_per_object(self: Any, bucket_name: str, authenticated: bool = True) -> Any:
+        if authenticated:
+            return delete_keys(self, bucket_name, authenticated)
+        import xmltodict
+
+        objects = xmltodict.parse(self.body, strip_whitespace=False)["Delete"].get("Object", [])
+        try:
+            for obj in objects if isinstance(objects, list) else [objects]:
+                self._authenticate_and_authorize_s3_action(bucket_name=bucket_name, key_name=obj["Key"])
+        except (BucketAccessDeniedError, S3AccessDeniedError):
+            return delete_keys(self, bucket_name, authenticated=False)
+        return delete_keys(self, bucket_name, authenticated=True)
+
+    S3Response._bucket_response_delete_keys = delete_keys_per_object  # type: ignore[method-assign]
+
 
 if __name__ == "__main__":
-    _resolve_resources()
+    _adjust_moto()
     from moto.server import main
 
     main(sys.argv[1:])
