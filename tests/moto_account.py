@@ -116,8 +116,9 @@ def make_tls_material(folder: Path) -> tuple[Path, Path, Path]:
         )
         .sign(ca_key, hashes.SHA256())
     )
-    folder.mkdir(parents=True, exist_ok=True)
-    ca_pem, cert_pem, key_pem = folder / "ca.pem", folder / "server.pem", folder / "server.key"
+    # The CA alone in its own folder: SSL_CERT_DIR (Go) then trusts nothing else.
+    (folder / "trust").mkdir(parents=True, exist_ok=True)
+    ca_pem, cert_pem, key_pem = folder / "trust" / "ca.pem", folder / "server.pem", folder / "server.key"
     ca_pem.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     cert_pem.write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
     key_pem.touch(mode=0o600)
@@ -177,7 +178,7 @@ class EmulatedAccount:
         return Keys(credentials["AccessKeyId"], credentials["SecretAccessKey"], credentials["SessionToken"])
 
     def tool_env(self) -> dict[str, str]:
-        """Environment for a tool (Terraform) that signs as the admin and trusts only our CA."""
+        """Environment for a tool (Terraform) that signs as the admin and trusts only the test's CA."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and "proxy" not in k.lower()}
         env.update(
             AWS_ACCESS_KEY_ID=self.admin.access_key_id,
@@ -186,7 +187,9 @@ class EmulatedAccount:
             AWS_EC2_METADATA_DISABLED="true",
             AWS_CONFIG_FILE=os.devnull,
             AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+            # Only the test's CA: the provider can then speak TLS to the emulator and nothing else.
             SSL_CERT_FILE=str(self.ca_bundle),
+            SSL_CERT_DIR=str(self.ca_bundle.parent),
             NO_PROXY="127.0.0.1,localhost",
         )
         return env
