@@ -33,6 +33,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+from botocore.parsers import ResponseParserError
 from moto_account import ACCOUNT_ID, REGION, EmulatedAccount, Keys, emulated_account
 
 from shared.glue import secrets_manager_reader, settings_from_glue_args
@@ -370,8 +371,11 @@ def test_job_definition_and_the_code_it_runs(stack: Stack, step: str) -> None:
     arguments = job["DefaultArguments"]
     assert arguments["--extra-py-files"] == f"s3://{scripts}/lib/shared.zip"
     assert s3_bytes(stack, arguments["--extra-py-files"]) == (stack.dist / "shared.zip").read_bytes()
-    for location in filter(None, arguments.get("--extra-files", "").split(",")):
-        assert s3_bytes(stack, location) == (stack.dist / location.rsplit("/", 1)[1]).read_bytes()
+    # The RDS CA bundle (--extra-files): the object holds the bundle `make package` copied.
+    assert arguments["--extra-files"] == f"s3://{scripts}/lib/rds-global-bundle.pem"
+    bundle = (stack.dist / "rds-global-bundle.pem").read_bytes()
+    assert bundle.startswith(b"-----BEGIN CERTIFICATE-----")
+    assert s3_bytes(stack, arguments["--extra-files"]) == bundle
     for connection in job["Connections"]["Connections"]:
         properties = stack.client("glue").get_connection(Name=connection)["Connection"][
             "ConnectionProperties"
@@ -683,9 +687,29 @@ def test_moto_differences_still_hold(stack: Stack) -> None:
     )
     assert not answer["FlowLogIds"]
     assert "does not exist" in answer["Unsuccessful"][0]["Error"]["Message"]
-    # 4. The scoped Glue role can only be tested because the server resolves the resource of
-    #    Secrets Manager and KMS requests (tests/moto_account.py, _adjust_moto), names CloudWatch's actions cloudwatch:*, and
-    #    authorises DeleteObjects per key; without them the role is refused what its policy allows.
+    # 4. Conditions of identity policies are not evaluated: the Glue role may put metrics in any
+    #    namespace here, though its policy allows only Glue and TotesETL (cloudwatch:namespace).
+    role = stack.account.assume_role(stack.outputs["glue_role_arn"], "moto-differences")
+    stack.client("cloudwatch", role).put_metric_data(
+        Namespace="SomeoneElse", MetricData=[{"MetricName": "Anything", "Value": 1.0}]
+    )
+    # 5. A trust policy with a Service principal cannot be evaluated: AssumeRole of a role that
+    #    holds the real trust policy fails inside moto (HTTP 500) instead of being refused.
+    iam = stack.client("iam")
+    real_trust = stack.data_source("data.aws_iam_policy_document.glue_assume")["json"]
+    probe = iam.create_role(RoleName="moto-probe-service-trust", AssumeRolePolicyDocument=real_trust)["Role"]
+    with pytest.raises(ResponseParserError, match="500 Internal Server Error"):  # an HTML error page
+        stack.client("sts").assume_role(RoleArn=probe["Arn"], RoleSessionName="probe")
+    # 6. BatchGetNamedQuery fails (HTTP 500).
+    athena = stack.client("athena")
+    ids = athena.list_named_queries(WorkGroup=f"{PREFIX}-analytics")["NamedQueryIds"]
+    with pytest.raises(ClientError) as failed:
+        athena.batch_get_named_query(NamedQueryIds=ids)
+    assert failed.value.response["ResponseMetadata"]["HTTPStatusCode"] == 500
+    # 7. The scoped Glue role can be tested only because the server resolves the resource of
+    #    Secrets Manager and KMS requests, names CloudWatch's actions cloudwatch:* and authorises
+    #    DeleteObjects per key (tests/moto_account.py, _adjust_moto); without them the role is
+    #    refused what its policy allows.
 
 
 # ---------------------------------------------------------------------------------------------
