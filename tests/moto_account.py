@@ -265,18 +265,21 @@ def _adjust_moto() -> None:
 
     Each is listed in docs/deploying.md ("Tested against an emulated AWS account"):
 
-    1. Resources. moto checks every action of Secrets Manager and KMS against the resource `*`
-       (only S3, IAM, STS and SQS say which resource a request is for), so a statement scoped to
-       ARNs never matches and a scoped role is refused everything. moto asks a response class for
-       `_determine_resource()` when it has one (IAM, STS and SQS do); these give Secrets Manager
-       the secret's ARN (from SecretId) and KMS the key's ARN (from KeyId, or for Decrypt from the
-       ciphertext).
+    1. Resources. moto checks every action of Secrets Manager, KMS and Glue against the resource
+       `*` (only S3, IAM, STS and SQS say which resource a request is for), so a statement scoped
+       to ARNs never matches and a scoped role is refused everything. moto asks a response class
+       for `_determine_resource()` when it has one (IAM, STS and SQS do); these give Secrets
+       Manager the secret's ARN (from SecretId), KMS the key's ARN (from KeyId, or for Decrypt
+       from the ciphertext) and Glue the most specific ARN a request names (job, connection,
+       table, database, else the catalog). AWS checks a catalog request against each of catalog,
+       database and table; moto checks one resource.
     2. Action names. moto names an action by the request's signing name, which for CloudWatch is
        `monitoring`: `monitoring:PutMetricData`, where IAM policies say `cloudwatch:PutMetricData`.
     3. DeleteObjects. moto authorises a multi-object delete as s3:DeleteObject on the bucket's
        ARN, where AWS checks each object's; a role allowed `bucket/*` then gets every key back as
        AccessDenied. Here each key of the request is authorised, all or none.
     """
+    from moto.glue.responses import GlueResponse
     from moto.iam.access_control import IAMRequest
     from moto.kms.responses import KmsResponse
     from moto.s3.exceptions import BucketAccessDeniedError, S3AccessDeniedError
@@ -310,8 +313,38 @@ def _adjust_moto() -> None:
         except Exception:
             return str(key_id) if key_id.startswith("arn:") else "*"
 
+    def glue_arn(self: Any) -> str:
+        """The most specific resource of a Glue request (AWS checks each of catalog, database, table)."""
+        params = self.parameters or {}
+        action = self._get_action()
+        prefix = f"arn:aws:glue:{self.region}:{self.current_account}"
+        if params.get("JobName"):
+            return f"{prefix}:job/{params['JobName']}"
+        if (
+            action in ("GetJob", "UpdateJob", "DeleteJob")
+            and params.get("JobName") is None
+            and params.get("Name")
+        ):
+            return f"{prefix}:job/{params['Name']}"
+        if action in ("GetConnection", "UpdateConnection", "DeleteConnection") and params.get("Name"):
+            return f"{prefix}:connection/{params['Name']}"
+        database = params.get("DatabaseName")
+        if database:
+            table = params.get("TableName") or (params.get("TableInput") or {}).get("Name")
+            if table is None and "Table" in action and action not in ("GetTables", "BatchDeleteTable"):
+                table = params.get("Name")
+            return f"{prefix}:table/{database}/{table}" if table else f"{prefix}:database/{database}"
+        if action.endswith("Database") and action != "GetDatabases":
+            name = params.get("Name") or (params.get("DatabaseInput") or {}).get("Name")
+            if name:
+                return f"{prefix}:database/{name}"
+        if action == "GetDatabases":
+            return f"{prefix}:catalog"
+        return "*"
+
     SecretsManagerResponse._determine_resource = secret_arn  # type: ignore[attr-defined]
     KmsResponse._determine_resource = key_arn  # type: ignore[attr-defined]
+    GlueResponse._determine_resource = glue_arn  # type: ignore[attr-defined]
 
     iam_request_init = IAMRequest.__init__
 

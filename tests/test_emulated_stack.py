@@ -867,3 +867,50 @@ def test_glue_role_publishes_metrics_and_uses_only_the_stacks_key(stack: Stack, 
     denied(
         stack.client("iam", glue_role).put_role_policy, RoleName=role, PolicyName="more", PolicyDocument="{}"
     )
+
+
+def test_glue_role_uses_only_its_own_catalog_database_jobs_and_connections(
+    stack: Stack, glue_role: Keys
+) -> None:
+    glue = stack.client("glue", glue_role)
+    # What the transform does through Spark's Glue catalog client: CREATE DATABASE IF NOT EXISTS
+    # (AlreadyExists is fine), CREATE / ALTER / DROP TABLE, partitions; and the "default" lookup.
+    with pytest.raises(ClientError, match="AlreadyExists"):
+        glue.create_database(DatabaseInput={"Name": "totes"})
+    assert glue.get_database(Name="totes")["Database"]["Name"] == "totes"
+    # Spark looks up "default" first: allowed (moto has no such database, so: not found, not denied).
+    with pytest.raises(ClientError, match="EntityNotFound"):
+        glue.get_database(Name="default")
+    table = {
+        "Name": "dim_probe",
+        "StorageDescriptor": {
+            "Columns": [{"Name": "id", "Type": "int"}],
+            "Location": f"s3://{stack.outputs['processed_bucket']}/processed/dim_probe/",
+        },
+        "PartitionKeys": [{"Name": "created_year", "Type": "int"}],
+    }
+    glue.create_table(DatabaseName="totes", TableInput=table)
+    assert glue.get_table(DatabaseName="totes", Name="dim_probe")["Table"]["Name"] == "dim_probe"
+    glue.update_table(DatabaseName="totes", TableInput=table | {"Description": "probe"})
+    glue.batch_create_partition(
+        DatabaseName="totes",
+        TableName="dim_probe",
+        PartitionInputList=[{"Values": ["2026"], "StorageDescriptor": table["StorageDescriptor"]}],
+    )
+    assert len(glue.get_partitions(DatabaseName="totes", TableName="dim_probe")["Partitions"]) == 1
+    glue.delete_table(DatabaseName="totes", Name="dim_probe")
+    for step in JOBS:
+        assert glue.get_job(JobName=f"{PREFIX}-{step}")["Job"]["Name"] == f"{PREFIX}-{step}"
+    for name in ("totesys", "warehouse"):
+        glue.get_connection(Name=f"{PREFIX}-{name}")
+
+    stack.client("glue").create_database(DatabaseInput={"Name": "someone_else"})
+    denied(glue.get_database, Name="someone_else")
+    denied(glue.create_table, DatabaseName="someone_else", TableInput=table)
+    denied(glue.create_database, DatabaseInput={"Name": "another"})
+    denied(glue.delete_database, Name="totes")
+    denied(
+        glue.update_job, JobName=f"{PREFIX}-extract", JobUpdate={"Role": "x", "Command": {"Name": "glueetl"}}
+    )
+    denied(glue.start_job_run, JobName=f"{PREFIX}-extract")
+    denied(glue.delete_job, JobName=f"{PREFIX}-extract")
