@@ -320,12 +320,6 @@ def _adjust_moto() -> None:
         prefix = f"arn:aws:glue:{self.region}:{self.current_account}"
         if params.get("JobName"):
             return f"{prefix}:job/{params['JobName']}"
-        if (
-            action in ("GetJob", "UpdateJob", "DeleteJob")
-            and params.get("JobName") is None
-            and params.get("Name")
-        ):
-            return f"{prefix}:job/{params['Name']}"
         if action in ("GetConnection", "UpdateConnection", "DeleteConnection") and params.get("Name"):
             return f"{prefix}:connection/{params['Name']}"
         database = params.get("DatabaseName")

@@ -52,7 +52,6 @@ APPLY_TIMEOUT_S = 300
 PREFIX = "totes"  # name_prefix in terraform.tfvars.example
 JOBS = ("extract", "transform", "load")
 SCHEDULE = "cron(0/20 * * * ? *)"
-TOPIC_NAME = f"{PREFIX}-etl-alerts"
 
 # Every service the stack uses, by the provider's `endpoints` argument names.
 SERVICES = (
