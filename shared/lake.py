@@ -150,7 +150,14 @@ class S3Storage:
         for page in self._s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
             objects = [{"Key": o["Key"]} for o in page.get("Contents", [])]
             if objects:
-                self._s3.delete_objects(Bucket=bucket, Delete={"Objects": objects})
+                # DeleteObjects answers 200 and lists what it could not delete (AccessDenied, an
+                # object lock) in Errors: a delete that silently left objects behind is no delete.
+                errors = self._s3.delete_objects(Bucket=bucket, Delete={"Objects": objects}).get("Errors", [])
+                if errors:
+                    raise OSError(
+                        f"could not delete {len(errors)} of {len(objects)} objects under s3://{bucket}/{prefix}, "
+                        f"e.g. {errors[0].get('Key')}: {errors[0].get('Code')}"
+                    )
 
 
 def storage_for(location: str) -> Storage:

@@ -58,15 +58,32 @@ data "aws_iam_policy_document" "kms" {
     }
   }
 
+  # EventBridge publishes job failures to the encrypted alert topic (monitoring.tf). Granted as the
+  # SNS documentation says for AWS event sources and encrypted topics, without conditions: adding
+  # aws:SourceAccount or aws:SourceArn to the key policy is not supported for EventBridge to
+  # encrypted topics (EventBridge does not send them on this call), and with either condition no
+  # failure mail would ever arrive. Who may publish is scoped by the topic policy instead (only the
+  # job-failed rule, aws:SourceArn there).
   statement {
-    sid     = "EventBridgeAndAlarmsPublishToTheEncryptedTopic"
-    actions = ["kms:Decrypt", "kms:GenerateDataKey*"]
-    # Both services publish to the alert topic (monitoring.tf); SNS needs them to use the key.
+    sid       = "EventBridgePublishesToTheEncryptedTopic"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey*"]
     resources = ["*"]
 
     principals {
       type        = "Service"
-      identifiers = ["events.amazonaws.com", "cloudwatch.amazonaws.com"]
+      identifiers = ["events.amazonaws.com"]
+    }
+  }
+
+  # CloudWatch alarms publish to the same topic; they send aws:SourceAccount, so it stays scoped.
+  statement {
+    sid       = "AlarmsPublishToTheEncryptedTopic"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey*"]
+    resources = ["*"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["cloudwatch.amazonaws.com"]
     }
 
     condition {

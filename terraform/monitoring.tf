@@ -1,5 +1,6 @@
 # Alerting: one encrypted SNS topic with an email subscription, fed by
-#   1. an EventBridge rule on "Glue Job State Change" FAILED / TIMEOUT / ERROR of the three jobs:
+#   1. an EventBridge rule on "Glue Job State Change" FAILED / TIMEOUT / STOPPED of the three jobs
+#      (the job-run end states Glue emits besides SUCCEEDED; it never emits ERROR):
 #      one message per failed run, naming the job, run id and Glue's error message;
 #   2. CloudWatch alarms (state you can see on a dashboard, and OK notifications on recovery):
 #      - job-run-failed: the same failures, counted as a metric;
@@ -74,7 +75,9 @@ resource "aws_sns_topic_subscription" "email" {
 # ---------------------------------------------------------------------------------------------
 
 locals {
-  failed_states = ["FAILED", "TIMEOUT", "ERROR"]
+  # The end states of a run that did not succeed, as Glue puts them in "Glue Job State Change"
+  # events (SUCCEEDED is the other one). STOPPED is a run stopped by hand or by the service.
+  failed_states = ["FAILED", "TIMEOUT", "STOPPED"]
 
   job_failed_event_pattern = {
     source        = ["aws.glue"]
@@ -96,7 +99,7 @@ locals {
 
 resource "aws_cloudwatch_event_rule" "job_failed" {
   name          = "${var.name_prefix}-glue-job-failed"
-  description   = "A Terrific Totes Glue job run ended FAILED, TIMEOUT or ERROR"
+  description   = "A Terrific Totes Glue job run ended FAILED, TIMEOUT or STOPPED"
   event_pattern = jsonencode(local.job_failed_event_pattern)
 }
 
@@ -183,7 +186,8 @@ resource "aws_cloudwatch_log_metric_filter" "workflow_succeeded" {
 resource "aws_cloudwatch_log_metric_filter" "job_runs_failed" {
   name           = "${var.name_prefix}-job-runs-failed"
   log_group_name = aws_cloudwatch_log_group.job_runs.name
-  pattern        = "{ ($.detail.state = \"FAILED\") || ($.detail.state = \"TIMEOUT\") || ($.detail.state = \"ERROR\") }"
+  # The same states as local.failed_states (the EventBridge rule).
+  pattern = "{ ($.detail.state = \"FAILED\") || ($.detail.state = \"TIMEOUT\") || ($.detail.state = \"STOPPED\") }"
 
   metric_transformation {
     name      = "JobRunsFailed"
@@ -199,7 +203,7 @@ resource "aws_cloudwatch_log_metric_filter" "job_runs_failed" {
 
 resource "aws_cloudwatch_metric_alarm" "job_run_failed" {
   alarm_name          = "${var.name_prefix}-job-run-failed"
-  alarm_description   = "A Terrific Totes Glue job run ended FAILED, TIMEOUT or ERROR in the last 5 minutes (details in the EventBridge alert mail)."
+  alarm_description   = "A Terrific Totes Glue job run ended FAILED, TIMEOUT or STOPPED in the last 5 minutes (details in the EventBridge alert mail)."
   namespace           = local.metric_namespace
   metric_name         = aws_cloudwatch_log_metric_filter.job_runs_failed.metric_transformation[0].name
   statistic           = "Sum"

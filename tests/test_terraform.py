@@ -510,7 +510,7 @@ def test_failed_job_runs_are_sent_to_the_alert_topic() -> None:
     pattern = local("job_failed_event_pattern")
     assert pattern["source"] == ["aws.glue"]
     assert pattern["detail-type"] == ["Glue Job State Change"]
-    assert resolve(pattern["detail"]["state"]) == ["FAILED", "TIMEOUT", "ERROR"]
+    assert resolve(pattern["detail"]["state"]) == ["FAILED", "TIMEOUT", "STOPPED"]
     assert pattern["detail"]["jobName"] == "${values(local.job_names)}"
 
     targets = [
