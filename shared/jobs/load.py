@@ -16,7 +16,7 @@ from typing import Any
 from pyspark.sql import functions as F
 
 from shared.faults import checkpoint
-from shared.jobs.transform import current_path
+from shared.jobs.transform import current_path, read_processed
 from shared.lake import read_json, storage_for
 from shared.runtime import JobContext
 from shared.star import FACT_VERSION_KEYS, STAR_SCHEMAS
@@ -50,7 +50,8 @@ def run(ctx: JobContext) -> dict[str, int] | None:
             # A dimension version that records its changes since a version already loaded is
             # staged by those changes only; otherwise (first load, missed runs) in full.
             incremental = entry.get("changes") and watermark and entry.get("changes_since", "~") <= watermark
-            rows = spark.read.parquet(entry["changes"] if incremental else entry["location"])
+            # With the star's schema: a fact's files from before a column was added read it as NULL.
+            rows = read_processed(spark, table, entry["changes"] if incremental else entry["location"])
             if table in FACT_VERSION_KEYS:
                 rows = rows.where(
                     (F.col("transform_run_id") > F.lit(watermark))
