@@ -20,12 +20,17 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
+import shutil
+import subprocess
+import sys
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
+from faults_support import cli_args, warehouse_content
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -40,7 +45,9 @@ from shared.warehouse import MIGRATIONS_TABLE
 
 pytestmark = pytest.mark.integration
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "schema-changes.md"
+REPO = Path(__file__).resolve().parents[1]
+DOC = REPO / "docs" / "schema-changes.md"
+PREVIOUS_RELEASE = "fd1d3ef"  # the last commit before migrations: its load ran CREATE TABLE IF NOT EXISTS
 
 # ---- the change, as docs/schema-changes.md shows it --------------------------------------------
 # shared/star.py: one column appended to each table (nullable: rows already loaded have no value).
@@ -272,3 +279,57 @@ def test_the_doc_shows_this_very_change() -> None:
         assert f"+{line}" in text, f"docs/schema-changes.md lacks the migration line {line!r}"
     for column in (DEPARTMENT_MANAGER, GROSS_VALUE):
         assert column.name in text
+
+
+def test_a_deployment_made_by_the_release_before_migrations_is_upgraded_in_place(
+    spark, dbs, tmp_path
+) -> None:
+    """The previous release's own code (from git) makes the lake and the warehouse, in its own process;
+    this code then runs on them: the warehouse is adopted, every row kept, new versions loaded once."""
+    if (
+        shutil.which("git") is None
+        or subprocess.run(
+            ["git", "cat-file", "-e", f"{PREVIOUS_RELEASE}^{{commit}}"], cwd=REPO, capture_output=True
+        ).returncode
+    ):
+        pytest.skip(f"no git history with commit {PREVIOUS_RELEASE} (e.g. a source tarball)")
+    old = tmp_path / "previous-release"
+    old.mkdir()
+    archive = subprocess.run(
+        ["git", "archive", PREVIOUS_RELEASE, "shared"], cwd=REPO, capture_output=True, check=True
+    )
+    subprocess.run(["tar", "-x", "-C", str(old)], input=archive.stdout, check=True)
+    settings = dbs.new_target("previous_release")
+    env = {k: v for k, v in os.environ.items() if k not in ("TOTESYS_URL", "WAREHOUSE_URL", "LAKE_ROOT")}
+    env |= {
+        "SPARK_LOCAL_IP": "127.0.0.1",
+        "TOTES_HOME": str(tmp_path / ".totes-home"),
+        "PYTHONPATH": str(old),
+    }
+    result = subprocess.run(  # cwd first on sys.path: the previous release's `shared`, not this one
+        [sys.executable, "-m", "shared.cli", "run", *cli_args(settings)],
+        cwd=old,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    url = settings.require_warehouse().conninfo
+    # Made by the old code: no bookkeeping, and published tables that do not record their columns.
+    assert rows(url, "SELECT to_regclass('etl_meta.schema_migrations')") == [(None,)]
+    assert "columns" not in (Path(settings.processed) / "_current.json").read_text(encoding="utf-8")
+    before = warehouse_content(url)
+
+    done = totesys.simulate(dbs.admin_url, sales_orders=3, purchase_orders=1, seed=5)
+    assert [r.status for r in run_workflow(spark, settings)] == ["SUCCEEDED"] * 3
+    assert rows(url, f"SELECT version, name FROM {MIGRATIONS_TABLE}") == [(1, "star_schema (adopted)")]
+    after = warehouse_content(url)
+    for table, old_rows in before.items():
+        assert set(old_rows) <= set(after[table]), f"{table}: rows of the old deployment lost"
+        assert len(after[table]) == len(set(after[table])), f"{table}: duplicated rows"
+    assert len(after["fact_sales_order"]) - len(before["fact_sales_order"]) == done["sales_order"]
+    assert len(after["fact_payment"]) - len(before["fact_payment"]) == done["payment"]
+    quiet = fingerprint(url)
+    assert [r.status for r in run_workflow(spark, settings)] == ["SUCCEEDED"] * 3
+    assert fingerprint(url) == quiet
