@@ -1,15 +1,22 @@
-"""The PostgreSQL warehouse: its DDL (SPEC.md section 3) and the idempotent apply step, over JDBC.
+"""The PostgreSQL warehouse: its versioned schema (SPEC.md section 3) and the idempotent apply step.
 
 Everything here talks to PostgreSQL through the JVM's JDBC driver (via the SparkSession), so the
 load job needs nothing on Glue beyond the PostgreSQL JDBC driver. `apply_load` runs in ONE
-transaction: dimensions are upserted by key (rows whose values did not change are not touched, so
-there is no churn), fact versions are inserted once (a unique index on the version key makes a
-repeat a no-op), and a failure anywhere rolls everything back.
+transaction: first the pending schema migrations (shared/migrations/, under an advisory lock, so
+two loads never migrate at once), then dimensions upserted by key (rows whose values did not change
+are not touched, so there is no churn) and fact versions inserted once (a unique index on the
+version key makes a repeat a no-op). A failure anywhere, a migration's included, rolls everything
+back: the warehouse is as it was.
+
+The schema is the migrations' job; `table_ddl` / `warehouse_ddl` derive the DDL the star
+(shared/star.py) implies, which tests compare with what the migrations build and the load checks
+(`check_star_columns`) so that a star column without its migration is a clear error.
 Called by the load job (shared/jobs/load.py).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -17,6 +24,7 @@ from typing import Any
 from pyspark.sql import SparkSession
 from pyspark.sql.types import BooleanType, DataType, DateType, DecimalType, IntegerType, StringType
 
+from shared import migrations as _migrations
 from shared.config import PgUrl
 from shared.sources import java_reason, jdbc_connection
 from shared.star import (
@@ -32,6 +40,12 @@ from shared.star import (
 )
 
 STAGING_SCHEMA = "etl_staging"
+# The migrations' bookkeeping lives in its own schema, so `public` holds exactly SPEC.md's tables.
+META_SCHEMA = "etl_meta"
+MIGRATIONS_TABLE = f"{META_SCHEMA}.schema_migrations"
+# pg_advisory_xact_lock key taken by every load before it looks at the migrations: two loads
+# never migrate at once (the second waits for the first's commit, then finds nothing pending).
+MIGRATION_LOCK = 7_464_849_901  # "totes" as digits; any constant no other client of the database uses
 # From this many staged rows on, a fact's foreign keys are dropped for its insert and added back
 # (one set-based validation per key) in the same transaction: checked one row at a time, the
 # 1.6 million payments of scale 100 take 77 s instead of 9 s (`python -m bench.fk_cost`). The
@@ -44,6 +58,12 @@ LOAD_ORDER: tuple[str, ...] = (*DIMENSION_TABLES, *FACT_TABLES)
 
 class WarehouseError(RuntimeError):
     """The warehouse rejected the load; nothing was applied. The message says which table."""
+
+
+class MigrationError(WarehouseError):
+    """The warehouse's schema cannot be brought to the code's migrations; nothing was applied.
+
+    The message names the migration (or the star column) and why."""
 
 
 def pg_type(column: str, data_type: DataType) -> str:
@@ -122,6 +142,14 @@ class JdbcSession:
         finally:
             statement.close()
 
+    def run_script(self, sql: str) -> None:
+        """Run a script of one or more statements (the driver sends them in order)."""
+        statement = self._conn.createStatement()
+        try:
+            statement.execute(sql)
+        finally:
+            statement.close()
+
     def query(self, sql: str) -> list[tuple[Any, ...]]:
         statement = self._conn.createStatement()
         try:
@@ -151,6 +179,9 @@ def transaction(spark: SparkSession, url: PgUrl) -> Iterator[JdbcSession]:
     try:
         yield session
         session.commit()
+    except WarehouseError:
+        session.rollback()
+        raise
     except Exception as exc:
         session.rollback()
         raise WarehouseError(f"warehouse load rolled back: {java_reason(exc)}") from None
@@ -158,10 +189,151 @@ def transaction(spark: SparkSession, url: PgUrl) -> Iterator[JdbcSession]:
         session.close()
 
 
-def ensure_schema(spark: SparkSession, url: PgUrl) -> None:
+def prepare_staging(spark: SparkSession, url: PgUrl) -> None:
+    """The staging schema the load's JDBC writes need before its transaction (migration 0001 also
+    creates it: on a new warehouse the staging comes first)."""
     with transaction(spark, url) as session:
-        for statement in warehouse_ddl():
-            session.execute(statement)
+        session.execute(f"CREATE SCHEMA IF NOT EXISTS {_q(STAGING_SCHEMA)}")
+
+
+def migrate_schema(spark: SparkSession, url: PgUrl) -> list[str]:
+    """Apply the pending migrations in a transaction of their own; returns those applied."""
+    with transaction(spark, url) as session:
+        return migrate(session)
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _adopt_legacy(session: JdbcSession, first: _migrations.Migration) -> bool:
+    """Record `first` (0001) as applied on a warehouse the pre-migration code created; True if done.
+
+    That code ran 0001's statements (as CREATE ... IF NOT EXISTS, in one transaction) on every
+    load, so a warehouse holding any of 0001's tables holds all of them: it is adopted, not
+    migrated again. One holding only some of them was made by something else, and is refused.
+    """
+    tables = re.findall(r'CREATE TABLE "(\w+)"', first.sql)
+    present = {
+        row[0]
+        for row in session.query(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename IN ("
+            + ", ".join(_literal(t) for t in tables)
+            + ")"
+        )
+    }
+    if not present:
+        return False
+    missing = [t for t in tables if t not in present]
+    if missing:
+        raise MigrationError(
+            f"the warehouse has no {MIGRATIONS_TABLE} but some of migration {first.label}'s tables "
+            f"({', '.join(sorted(present))}) and not the others ({', '.join(missing)}): it was not made "
+            "by this pipeline, so it is neither migrated nor adopted"
+        )
+    session.execute(
+        f"INSERT INTO {MIGRATIONS_TABLE} (version, name, checksum, applied_at) VALUES "
+        f"({first.version}, {_literal(first.name + ' (adopted)')}, {_literal(first.checksum)}, now())"
+    )
+    return True
+
+
+def migrate(session: JdbcSession) -> list[str]:
+    """Bring the warehouse to `shared.migrations.MIGRATIONS`, in the caller's transaction.
+
+    Takes the migration lock (held until the caller commits or rolls back), creates the bookkeeping
+    table, adopts a warehouse the pre-migration code made, checks the applied migrations against the
+    code (same checksums, none unknown to it), applies the pending ones in order, and checks that
+    every column of the star exists. Returns the labels of the migrations applied (or adopted).
+    Raises MigrationError naming the migration; the caller's rollback then undoes everything.
+    """
+    known = _migrations.MIGRATIONS
+    session.query(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
+    had_table = session.query(f"SELECT to_regclass({_literal(MIGRATIONS_TABLE)}) IS NOT NULL")[0][0] in (
+        "t",
+        "true",
+    )
+    session.execute(f"CREATE SCHEMA IF NOT EXISTS {_q(META_SCHEMA)}")
+    session.execute(
+        f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} ("
+        "version integer PRIMARY KEY, name varchar NOT NULL, checksum varchar NOT NULL, "
+        "applied_at timestamp with time zone NOT NULL DEFAULT now())"
+    )
+    done: list[str] = []
+    if not had_table and known and _adopt_legacy(session, known[0]):
+        done.append(f"{known[0].label} (adopted)")
+    applied = {
+        int(version): checksum
+        for version, checksum in session.query(f"SELECT version, checksum FROM {MIGRATIONS_TABLE}")
+    }
+    by_version = {m.version: m for m in known}
+    unknown = sorted(v for v in applied if v not in by_version)
+    if unknown:
+        raise MigrationError(
+            f"the warehouse has migration(s) {', '.join(f'{v:04d}' for v in unknown)} that this code does "
+            f"not know (it knows up to {len(known):04d}): it was migrated by a newer version; deploy that one"
+        )
+    for version, checksum in sorted(applied.items()):
+        migration = by_version[version]
+        if checksum != migration.checksum:
+            raise MigrationError(
+                f"migration {migration.label} was applied to this warehouse with checksum {checksum[:12]}, "
+                f"but the code's has {migration.checksum[:12]}: an applied migration must never be "
+                "edited; put the change in a new migration"
+            )
+    for migration in known:
+        if migration.version in applied:
+            continue
+        try:
+            session.run_script(migration.sql)
+        except Exception as exc:
+            raise MigrationError(
+                f"migration {migration.label} failed, nothing was applied: {java_reason(exc)}"
+            ) from None
+        session.execute(
+            f"INSERT INTO {MIGRATIONS_TABLE} (version, name, checksum) VALUES "
+            f"({migration.version}, {_literal(migration.name)}, {_literal(migration.checksum)})"
+        )
+        done.append(migration.label)
+    check_star_columns(session)
+    return done
+
+
+def missing_star_columns(present: dict[str, set[str]]) -> list[tuple[str, str]]:
+    """(table, column) of every star column (shared/star.py) absent from `present` (table -> columns)."""
+    return [
+        (table, field.name)
+        for table in LOAD_ORDER
+        for field in STAR_SCHEMAS[table].fields
+        if field.name not in present.get(table, set())
+    ]
+
+
+def check_star_columns(session: JdbcSession) -> None:
+    """Fail, naming them, if columns of the star are not in the warehouse after the migrations.
+
+    The load names every star column, so without this a star change whose migration was forgotten
+    fails later as a bare "column does not exist"; here the message says what to add.
+    """
+    present: dict[str, set[str]] = {}
+    for table, column in session.query(
+        "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'public'"
+    ):
+        present.setdefault(table, set()).add(column)
+    missing = missing_star_columns(present)
+    if missing:
+        hints = "; ".join(add_column_sql(t, c) for t, c in missing)
+        raise MigrationError(
+            f"the star (shared/star.py) has column(s) the migrated warehouse lacks: "
+            f"{', '.join(f'{t}.{c}' for t, c in missing)}. Add a migration to shared/migrations/ "
+            f"(docs/schema-changes.md), e.g. {hints}"
+        )
+
+
+def add_column_sql(table: str, column: str) -> str:
+    """The ALTER TABLE adding a star column to the warehouse (nullable: existing rows have no value)."""
+    field = STAR_SCHEMAS[table][column]
+    return f"ALTER TABLE {_q(table)} ADD COLUMN {_q(column)} {pg_type(column, field.dataType)}"
 
 
 def staging_table(table: str) -> str:
@@ -204,13 +376,14 @@ def insert_facts_sql(table: str) -> str:
 def apply_load(
     spark: SparkSession, url: PgUrl, staged: Sequence[str], bulk_rows: int = BULK_FACT_ROWS
 ) -> dict[str, int]:
-    """Apply the staged tables in one transaction; returns rows inserted or changed per table.
+    """Migrate, then apply the staged tables, in one transaction; returns rows changed per table.
 
     A fact with at least `bulk_rows` staged rows is inserted with its foreign keys dropped and then
     added back, validated, before the commit: a row that breaks one fails the whole load as before.
     """
     changed: dict[str, int] = {}
     with transaction(spark, url) as session:
+        migrate(session)
         for table in LOAD_ORDER:
             if table not in staged:
                 continue

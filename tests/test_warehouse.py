@@ -13,7 +13,7 @@ import pytest
 
 from shared.config import parse_pg_url
 from shared.star import STAR_SCHEMAS
-from shared.warehouse import WarehouseError, apply_load, ensure_schema, foreign_keys, staging_table
+from shared.warehouse import WarehouseError, apply_load, foreign_keys, migrate_schema, staging_table
 
 pytestmark = pytest.mark.integration
 
@@ -56,7 +56,7 @@ def constraints(conninfo: str) -> set[str]:
 @pytest.fixture
 def warehouse(spark, fresh_db):
     url = parse_pg_url("WAREHOUSE_URL", fresh_db)
-    ensure_schema(spark, url)
+    migrate_schema(spark, url)
     with psycopg.connect(fresh_db) as conn:
         for statement in DIMENSIONS:
             conn.execute(statement)

@@ -1,7 +1,8 @@
 """The load job: what the transform published since the last load -> the PostgreSQL warehouse.
 
 Stage over JDBC (Spark writes `etl_staging.<table>`), then apply everything in one transaction
-(shared/warehouse.py): dimensions upserted by key, fact versions inserted once. The bookmark is the
+(shared/warehouse.py): the pending schema migrations, dimensions upserted by key, fact versions
+inserted once. The bookmark is the
 last transform run loaded; facts are selected by their `transform_run_id`, dimensions by the run
 that last changed them. A failure before the commit leaves the warehouse as it was; a failure after
 it is harmless because applying the same rows again changes nothing.
@@ -15,11 +16,11 @@ from typing import Any
 from pyspark.sql import functions as F
 
 from shared.faults import checkpoint
-from shared.jobs.transform import current_path
+from shared.jobs.transform import current_path, read_processed
 from shared.lake import read_json, storage_for
 from shared.runtime import JobContext
 from shared.star import FACT_VERSION_KEYS, STAR_SCHEMAS
-from shared.warehouse import LOAD_ORDER, apply_load, ensure_schema, staging_table
+from shared.warehouse import LOAD_ORDER, apply_load, prepare_staging, staging_table
 
 BOOKMARK = "load_watermark"
 
@@ -32,11 +33,13 @@ def run(ctx: JobContext) -> dict[str, int] | None:
         storage_for(settings.processed), current_path(settings.processed)
     )
     watermark: str = (ctx.bookmark(BOOKMARK) or {}).get("transform_run_id", "")
-    with ctx.phase("warehouse ddl"):
-        ensure_schema(spark, warehouse)
     if published is None or published["run_id"] <= watermark:
+        with ctx.phase("warehouse migrations"):
+            apply_load(spark, warehouse, [])  # nothing to load: the pending migrations only
         ctx.commit()
         return None
+    with ctx.phase("staging schema"):
+        prepare_staging(spark, warehouse)
 
     staged: list[str] = []
     with ctx.phase("stage (jdbc write)"):
@@ -47,7 +50,8 @@ def run(ctx: JobContext) -> dict[str, int] | None:
             # A dimension version that records its changes since a version already loaded is
             # staged by those changes only; otherwise (first load, missed runs) in full.
             incremental = entry.get("changes") and watermark and entry.get("changes_since", "~") <= watermark
-            rows = spark.read.parquet(entry["changes"] if incremental else entry["location"])
+            # With the star's schema: a fact's files from before a column was added read it as NULL.
+            rows = read_processed(spark, table, entry["changes"] if incremental else entry["location"])
             if table in FACT_VERSION_KEYS:
                 rows = rows.where(
                     (F.col("transform_run_id") > F.lit(watermark))

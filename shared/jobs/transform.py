@@ -25,7 +25,7 @@ from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import DateType, StringType, StructField, StructType
+from pyspark.sql.types import DateType, IntegerType, StringType, StructField, StructType
 
 from shared import transforms as T
 from shared.compaction import COMPACT_ABOVE_FILES, compact_partition, recover
@@ -122,8 +122,55 @@ def read_ingestion(spark: SparkSession, ingestion: str, table: str, run_ids: lis
     )
 
 
-def _parquet_or_none(spark: SparkSession, location: str | None) -> DataFrame | None:
-    return spark.read.parquet(location) if location else None
+def read_latest(spark: SparkSession, table: str, location: str) -> DataFrame:
+    """A `_latest` snapshot of a source table, read with the contract's schema (shared/schema.py):
+    a column the contract gained after the snapshot was written reads as NULL, not as an error."""
+    return spark.read.schema(SOURCE_TABLES[table].spark_schema).parquet(location)
+
+
+def _latest_or_none(spark: SparkSession, table: str, location: str | None) -> DataFrame | None:
+    return read_latest(spark, table, location) if location else None
+
+
+def processed_schema(table: str) -> StructType:
+    """What a processed table holds, as the star (shared/star.py) declares it now: a dimension's
+    columns; a fact's, its lineage column and its partition columns."""
+    if table not in FACT_SOURCES:
+        return STAR_SCHEMAS[table]
+    return StructType(
+        [
+            *STAR_SCHEMAS[table].fields,
+            StructField("transform_run_id", StringType()),
+            *(StructField(c, IntegerType()) for c in PARTITION_COLUMNS),
+        ]
+    )
+
+
+def read_processed(spark: SparkSession, table: str, location: str) -> DataFrame:
+    """A processed table (or a dimension version or its changes) read with the star's schema, so
+    files written before a column was added read it as NULL (Spark would otherwise take the
+    schema of whichever file it samples, and a fact's older files do not have the column)."""
+    return spark.read.schema(processed_schema(table)).parquet(location)
+
+
+def star_columns(table: str) -> list[str]:
+    return list(STAR_SCHEMAS[table].names)
+
+
+def reshaped_tables(spark: SparkSession, state: dict[str, Any]) -> set[str]:
+    """The published tables whose columns are not the star's any more (a star change since).
+
+    Entries record their columns; one written before they did is read from its Parquet footer for
+    a dimension (rebuilt if it differs) and counted as reshaped for a fact (its catalog entry is
+    then checked once)."""
+    out = set()
+    for table, entry in state["tables"].items():
+        columns = entry.get("columns")
+        if columns is None and entry["kind"] == "dimension":
+            columns = [c for c in spark.read.parquet(entry["location"]).columns]
+        if columns != star_columns(table):
+            out.add(table)
+    return out
 
 
 def run(ctx: JobContext) -> dict[str, Any] | None:
@@ -139,7 +186,10 @@ def run(ctx: JobContext) -> dict[str, Any] | None:
         for name in ingestion_store.list_names(join(settings.ingestion, "_manifests"))
         if name.endswith(".json") and name.removesuffix(".json") > state["extract_watermark"]
     ]
-    if not manifests:
+    # A star change (shared/star.py) reaches the lake with no new data too: dimensions rebuilt with
+    # their new columns, the catalog's tables given them.
+    reshaped = reshaped_tables(spark, state)
+    if not manifests and not reshaped:
         ctx.commit()
         return None
 
@@ -187,7 +237,7 @@ def run(ctx: JobContext) -> dict[str, Any] | None:
             ctx.report.table(table).read = n_read
             ctx.report.table(table).quarantined = n_rejected
             if table in LATEST_TABLES:
-                previous = _parquet_or_none(spark, state["latest"].get(table))
+                previous = _latest_or_none(spark, table, state["latest"].get(table))
                 if n_read > n_rejected:
                     changes = valid[table].select(source.column_names)
                     if previous is None:
@@ -217,20 +267,28 @@ def run(ctx: JobContext) -> dict[str, Any] | None:
         for table in sorted(changed_sources):
             location = version_path(join(processed, "_latest"), table, ctx.run_id)
             latest[table].write.mode("errorifexists").parquet(location)
-            latest[table] = spark.read.parquet(location)  # the dimensions read it back, not recompute it
+            # The dimensions read it back, not recompute it.
+            latest[table] = read_latest(spark, table, location)
             new_latest[table] = location
 
     checkpoint("transform:mid")
     with ctx.phase("dimensions build + write"):
         for dim, (builder, inputs) in DIMENSIONS.items():
-            if not changed_sources.intersection(inputs) or not all(i in latest for i in inputs):
+            if not (changed_sources.intersection(inputs) or dim in reshaped) or not all(
+                i in latest for i in inputs
+            ):
                 continue
             location = version_path(processed, dim, ctx.run_id)
             builder(*(latest[i] for i in inputs)).coalesce(1).write.mode("errorifexists").parquet(location)
             ctx.report.table(dim).written = spark.read.parquet(location).count()  # from the Parquet footers
-            entry = {"location": location, "changed_run": ctx.run_id, "kind": "dimension"}
+            entry = {
+                "location": location,
+                "changed_run": ctx.run_id,
+                "kind": "dimension",
+                "columns": star_columns(dim),
+            }
             previous = state["tables"].get(dim)
-            if previous is not None and len(inputs) == 1:
+            if previous is not None and len(inputs) == 1 and dim not in reshaped:
                 # The rows of this version that differ from the previous one, so the load stages
                 # only those (a big dimension, like dim_transaction, is not re-sent every run).
                 (source,) = inputs
@@ -274,6 +332,7 @@ def run(ctx: JobContext) -> dict[str, Any] | None:
                     "location": fact_path(processed, fact),
                     "changed_run": ctx.run_id,
                     "kind": "fact",
+                    "columns": star_columns(fact),
                 }
                 date_bounds.append((summary["lo"], summary["hi"]))
                 new_partitions[fact] = sorted(
@@ -284,9 +343,14 @@ def run(ctx: JobContext) -> dict[str, Any] | None:
         for fact, partitions in new_partitions.items():
             compact(ctx, fact, partitions)
 
+    if "dim_date" in reshaped and tables.get("dim_date"):
+        date_bounds.append((_date(tables["dim_date"]["min"]), _date(tables["dim_date"]["max"])))
     if date_bounds:
         with ctx.phase("dim_date"):
-            _update_dim_date(ctx, tables, min(b[0] for b in date_bounds), max(b[1] for b in date_bounds))
+            lo, hi = min(b[0] for b in date_bounds), max(b[1] for b in date_bounds)
+            _update_dim_date(ctx, tables, lo, hi, rebuild="dim_date" in reshaped)
+    for table in reshaped & tables.keys():  # a fact with no new version keeps its entry, not its columns
+        tables[table] = {**tables[table], "columns": star_columns(table)}
 
     published = {
         "run_id": ctx.run_id,
@@ -295,11 +359,11 @@ def run(ctx: JobContext) -> dict[str, Any] | None:
     }
     with ctx.phase("catalog + publish"):
         catalog_ready.result()  # raises what the warm-up met, e.g. an unreachable metastore
-        register_catalog(spark, settings.catalog_database, tables, new_partitions, ctx.run_id)
+        register_catalog(spark, settings.catalog_database, tables, new_partitions, ctx.run_id, reshaped)
         write_json(storage_for(processed), current_path(processed), published)
     new_state = {
         "run_id": ctx.run_id,
-        "extract_watermark": max(m["run_id"] for m in manifests),
+        "extract_watermark": max((m["run_id"] for m in manifests), default=state["extract_watermark"]),
         "latest": new_latest,
         "tables": tables,
     }
@@ -361,7 +425,7 @@ def compact(ctx: JobContext, fact: str, partitions: list[tuple[int, int]]) -> No
 
 def _existing_fact(spark: SparkSession, state: dict[str, Any], fact: str) -> DataFrame | None:
     entry = state["tables"].get(fact)
-    return spark.read.parquet(entry["location"]) if entry else None
+    return read_processed(spark, fact, entry["location"]) if entry else None
 
 
 def partition_path(location: str, year: int, month: int) -> str:
@@ -426,13 +490,16 @@ def uncommitted_versions(
     )
 
 
-def _update_dim_date(ctx: JobContext, tables: dict[str, Any], lo: Any, hi: Any) -> None:
-    """Extend dim_date to a contiguous calendar covering every date any fact refers to."""
+def _update_dim_date(
+    ctx: JobContext, tables: dict[str, Any], lo: Any, hi: Any, rebuild: bool = False
+) -> None:
+    """Extend dim_date to a contiguous calendar covering every date any fact refers to (`rebuild`:
+    write it again even if it covers them, because its star columns changed)."""
     spark = ctx.spark
     entry = tables.get("dim_date")
     if entry:
         lo, hi = min(lo, _date(entry["min"])), max(hi, _date(entry["max"]))
-        if (str(lo), str(hi)) == (entry["min"], entry["max"]):
+        if (str(lo), str(hi)) == (entry["min"], entry["max"]) and not rebuild:
             return
     span = spark.createDataFrame([(lo,), (hi,)], StructType([StructField("date", DateType())]))
     location = version_path(ctx.settings.processed, "dim_date", ctx.run_id)
@@ -444,6 +511,7 @@ def _update_dim_date(ctx: JobContext, tables: dict[str, Any], lo: Any, hi: Any) 
         "kind": "dimension",
         "min": str(lo),
         "max": str(hi),
+        "columns": star_columns("dim_date"),
     }
     ctx.report.table("dim_date").written = calendar.count()
     calendar.unpersist()
@@ -480,22 +548,32 @@ def register_catalog(
     tables: dict[str, Any],
     new_partitions: dict[str, list[tuple[int, int]]],
     run_id: str | None = None,
+    reshaped: set[str] | frozenset[str] = frozenset(),
 ) -> None:
     """Point the catalog's tables at what this run published (Glue Data Catalog on Glue).
 
     Dimensions switch location to their new version; facts get this run's new partitions. The
     catalog is an index of the lake, so a table that is missing, or whose location disagrees with
-    the lake, is (re-)created and its partitions recovered from the lake itself. With `run_id`,
-    tables this run did not change are only checked to exist (one metastore call for all).
+    the lake, is (re-)created and its partitions recovered from the lake itself. Tables are created
+    with the star's columns, and a column the star gained is added to an existing table
+    (`ALTER TABLE ... ADD COLUMNS`, the same Spark SQL on the Derby metastore and the Glue Data
+    Catalog); older files read it as NULL. With `run_id`, tables this run did not change and whose
+    columns did not change (`reshaped`) are only checked to exist (one metastore call for all).
     """
     spark.sql(f"CREATE DATABASE IF NOT EXISTS `{database}`")
     registered = {row["tableName"] for row in spark.sql(f"SHOW TABLES IN `{database}`").collect()}
     for name, entry in sorted(tables.items()):
-        if run_id is not None and name in registered and entry["changed_run"] != run_id:
+        if (
+            run_id is not None
+            and name in registered
+            and entry["changed_run"] != run_id
+            and name not in reshaped
+        ):
             continue  # unchanged by this run and already in the catalog: nothing to do
         qualified = f"`{database}`.`{name}`"
         location = entry["location"]
-        current = _catalog_location(spark, database, name)
+        described = _describe_table(spark, database, name)
+        current, columns = described if described is not None else (None, [])
         if entry["kind"] == "fact":
             if current is not None and current.rstrip("/") != _uri(location):
                 spark.sql(f"DROP TABLE {qualified}")  # external: the data stays
@@ -506,7 +584,9 @@ def register_catalog(
                     f"PARTITIONED BY ({', '.join(PARTITION_COLUMNS)}) LOCATION '{location}'"
                 )
                 spark.sql(f"ALTER TABLE {qualified} RECOVER PARTITIONS")
-            elif new_partitions.get(name):
+                continue
+            _add_missing_columns(spark, qualified, name, columns)
+            if new_partitions.get(name):
                 specs = " ".join(
                     f"PARTITION (created_year = {int(y)}, created_month = {int(m)})"
                     for y, m in new_partitions[name]
@@ -514,9 +594,24 @@ def register_catalog(
                 spark.sql(f"ALTER TABLE {qualified} ADD IF NOT EXISTS {specs}")
                 spark.sql(f"REFRESH TABLE {qualified}")  # files appended to known partitions
         elif current is None:
-            spark.sql(f"CREATE TABLE {qualified} USING PARQUET LOCATION '{location}'")
-        elif current.rstrip("/") != _uri(location):
-            spark.sql(f"ALTER TABLE {qualified} SET LOCATION '{location}'")
+            spark.sql(f"CREATE TABLE {qualified} ({_columns_ddl(name)}) USING PARQUET LOCATION '{location}'")
+        else:
+            _add_missing_columns(spark, qualified, name, columns)
+            if current.rstrip("/") != _uri(location):
+                spark.sql(f"ALTER TABLE {qualified} SET LOCATION '{location}'")
+
+
+def _columns_ddl(table: str) -> str:
+    return ", ".join(f"`{f.name}` {f.dataType.simpleString()}" for f in STAR_SCHEMAS[table].fields)
+
+
+def _add_missing_columns(spark: SparkSession, qualified: str, table: str, registered: list[str]) -> None:
+    """Add to a catalog table the star columns it lacks (a star change since it was registered)."""
+    have = {c.lower() for c in registered}
+    missing = [f for f in STAR_SCHEMAS[table].fields if f.name.lower() not in have]
+    if missing:
+        columns = ", ".join(f"`{f.name}` {f.dataType.simpleString()}" for f in missing)
+        spark.sql(f"ALTER TABLE {qualified} ADD COLUMNS ({columns})")
 
 
 def fact_columns_ddl(fact: str) -> str:
@@ -530,11 +625,20 @@ def _uri(location: str) -> str:
     return location if "://" in location else f"file:{location}"
 
 
-def _catalog_location(spark: SparkSession, database: str, table: str) -> str | None:
+def _describe_table(spark: SparkSession, database: str, table: str) -> tuple[str | None, list[str]] | None:
+    """(location, column names) of a catalog table, from one DESCRIBE; None if there is no table."""
     if not spark.catalog.tableExists(f"{database}.{table}"):
         return None
     rows = spark.sql(f"DESCRIBE TABLE EXTENDED `{database}`.`{table}`").collect()
+    columns: list[str] = []
+    location = None
+    in_columns = True
     for row in rows:
-        if row["col_name"] == "Location":
-            return str(row["data_type"])
-    return None
+        name = row["col_name"]
+        if in_columns and (not name or name.startswith("#")):
+            in_columns = False
+        elif in_columns:
+            columns.append(name)
+        if name == "Location":
+            location = str(row["data_type"])
+    return location, columns
