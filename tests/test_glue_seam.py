@@ -696,22 +696,49 @@ def test_look_back_window_ends_at_the_previous_committed_extract_else_now() -> N
 # ---------------------------------------------------------------------------------------------
 
 
-def awsglue_imports(path: Path) -> list[ast.stmt]:
-    found = []
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+def awsglue_imports(source: str) -> list[tuple[int, bool]]:
+    """(line, inside a function) of every `import awsglue...` / `from awsglue... import` in `source`.
+
+    One parse, walked with the enclosing scope kept: an import under a module-level `if` or `try`
+    runs at import time just like one at the top, so only a def or lambda body counts as inside.
+    """
+    found: list[tuple[int, bool]] = []
+
+    def visit(node: ast.AST, in_function: bool) -> None:
         if isinstance(node, ast.Import) and any(a.name.split(".")[0] == "awsglue" for a in node.names):
-            found.append(node)
+            found.append((node.lineno, in_function))
         if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "awsglue":
-            found.append(node)
+            found.append((node.lineno, in_function))
+        scope = in_function or isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda)
+        for child in ast.iter_child_nodes(node):
+            visit(child, scope)
+
+    visit(ast.parse(source), False)
     return found
+
+
+def test_the_awsglue_import_finder_tells_module_level_from_function_level() -> None:
+    source = textwrap.dedent(
+        """
+        import json
+        try:
+            from awsglue.context import GlueContext
+        except ImportError:
+            pass
+
+        def main():
+            import awsglue.utils
+        """
+    )
+    assert awsglue_imports(source) == [(4, False), (9, True)]
 
 
 def test_only_the_glue_seam_imports_awsglue_and_never_at_module_level() -> None:
     sources = sorted([*(ROOT / "shared").rglob("*.py"), *(ROOT / "glue_jobs").glob("*.py")])
-    importers = {p.relative_to(ROOT).as_posix() for p in sources if awsglue_imports(p)}
-    assert importers == {"shared/glue.py"}
-    module_level = ast.parse((ROOT / "shared" / "glue.py").read_text(encoding="utf-8")).body
-    assert not [n for n in module_level if n in awsglue_imports(ROOT / "shared" / "glue.py")]
+    found = {p.relative_to(ROOT).as_posix(): awsglue_imports(p.read_text(encoding="utf-8")) for p in sources}
+    assert {name for name, imports in found.items() if imports} == {"shared/glue.py"}
+    assert len(found["shared/glue.py"]) >= 3  # GlueContext, Job, getResolvedOptions, in main()
+    assert [line for line, inside in found["shared/glue.py"] if not inside] == []
 
 
 def test_every_shared_module_imports_without_awsglue() -> None:
