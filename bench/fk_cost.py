@@ -15,8 +15,8 @@ import time
 import psycopg
 
 from bench.run import HOME, _db_suffix
-from shared.embedded_pg import EmbeddedPostgres
-from shared.warehouse import insert_facts_sql, table_ddl
+from shared.jdbc.warehouse import insert_facts_sql, table_ddl
+from shared.local.embedded_pg import EmbeddedPostgres
 
 TABLE = "fact_payment"
 

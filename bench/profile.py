@@ -1,6 +1,6 @@
 """Where the Spark time goes, from Spark's own event log (`spark.eventLog.enabled`).
 
-`totes run` writes one when TOTES_SPARK_EVENT_LOG_DIR is set (shared/spark.py). The jobs label
+`totes run` writes one when TOTES_SPARK_EVENT_LOG_DIR is set (shared/local/spark.py). The jobs label
 their Spark jobs `<job>:<phase>` (JobContext.phase), so each Spark job, its stages and tasks are
 attributed to a phase: `spark_jobs` (how many), `job_seconds` (wall time of those Spark jobs, summed),
 `task_seconds` (executor run time of their tasks, summed: CPU-ish work, can exceed wall time with two

@@ -59,9 +59,9 @@ def vacuum(url: str) -> None:
 def bench_scale(
     server: Any, scale: float, repeat: int, full_repeat: int, floor_repeat: int, totes: str, log: Path
 ) -> dict[str, Any]:
-    from shared import totesys
-    from shared.schema import SOURCE_TABLES
-    from shared.warehouse import LOAD_ORDER
+    from shared.contract.source import SOURCE_TABLES
+    from shared.jdbc.warehouse import LOAD_ORDER
+    from shared.local import totesys
 
     suffix = _db_suffix(scale)
     source_db, warehouse_db = f"totesys_s{suffix}", f"warehouse_s{suffix}"
@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.scales, args.repeat, args.full_repeat_large = [0.1, 1.0], 1, 1
 
-    from shared.embedded_pg import EmbeddedPostgres
+    from shared.local.embedded_pg import EmbeddedPostgres
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     log = RESULTS / "runs.log"

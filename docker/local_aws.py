@@ -1,7 +1,7 @@
 """What Terraform creates on AWS, in the compose `moto` service, for `make docker-run` only.
 
 The Glue scripts read their database logins from Secrets Manager and keep the lake on S3, exactly as
-on AWS (shared/glue.py); in the local Glue image both are moto in server mode (AWS_ENDPOINT_URL).
+on AWS (shared/runtime/glue.py); in the local Glue image both are moto in server mode (AWS_ENDPOINT_URL).
 This creates the two lake buckets (LAKE_ROOT, INGESTION_ROOT) and puts the two secrets
 (TOTESYS_SECRET_ID, WAREHOUSE_SECRET_ID): the compose databases' logins from docker/.env, in the
 JSON the Glue seam reads, with `sslmode=disable` because the compose PostgreSQL servers have no TLS

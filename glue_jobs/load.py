@@ -1,8 +1,8 @@
-"""AWS Glue runs this script for the load job. It only hands over to the library (shared/glue.py)."""
+"""AWS Glue runs this script for the load job. It only hands over to the library (shared/runtime/glue.py)."""
 
 import sys
 
-from shared.glue import main
+from shared.runtime.glue import main
 
 if __name__ == "__main__":
     main("load", sys.argv)

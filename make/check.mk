@@ -14,9 +14,9 @@ CHECK_STAMP := $(CHECK_VENV)/.installed-$(BANDIT_VERSION)-$(PIP_AUDIT_VERSION)
 # Skipped bandit tests, each for the same reason as the matching ruff ignore in pyproject.toml:
 #   B101 assert: asserts state invariants in tests and a few internal checks (ruff S101).
 #   B608 SQL built from strings: identifiers come only from the contract's allow-list
-#        (shared/schema.py, shared/star.py); values are always bound (ruff S608).
+#        (shared/contract/source.py, shared/contract/star.py); values are always bound (ruff S608).
 #        tests/test_security.py::test_only_contract_tables_reach_sql proves the guard.
-#   B108 hard-coded /tmp: the only hits are synthetic file_location *data* in shared/totesys.py,
+#   B108 hard-coded /tmp: the only hits are synthetic file_location *data* in shared/local/totesys.py,
 #        marked line by line with ruff's S108 noqa (bandit does not read noqa).
 BANDIT_SKIPS ?= B101,B608,B108
 # Gate on medium or high severity with at least medium confidence; everything is still printed

@@ -32,7 +32,7 @@ DOCKER_ENV ?= docker/.env
 COMPOSE ?= docker compose -f docker/docker-compose.yml --env-file $(DOCKER_ENV)
 # `make docker-run` seeds the compose ToteSys (once) with the local tooling, in the `glue` service;
 # the jobs themselves run in the `jobs` service: spark-submit of dist/glue_jobs/*.py, dist/shared.zip.
-DOCKER_SEED_CMD ?= python3 -m shared.cli seed --if-empty
+DOCKER_SEED_CMD ?= python3 -m shared.local.cli seed --if-empty
 
 .PHONY: tf-fmt tf-init tf-validate tf-check tf-plan checkov-env checkov docker-build docker-test docker-run docker-down deploy destroy
 

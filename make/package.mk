@@ -10,7 +10,7 @@
 #
 # The zip is reproducible (sorted entries, fixed timestamps and permissions): the same source gives
 # the same bytes, so `make deploy` re-uploads only what really changed (source_hash = filemd5).
-# Built by shared/glue_package.py (build-time only, not in the zip). tests/test_package.py runs this
+# Built by shared/local/glue_package.py (build-time only, not in the zip). tests/test_package.py runs this
 # target and imports the zip in a fresh interpreter.
 
 VENV ?= .venv
@@ -19,4 +19,4 @@ DIST ?= dist
 
 .PHONY: package
 package: $(STAMP) ## build dist/shared.zip, dist/glue_jobs/*.py and the CA bundle for Glue (reproducible; used by deploy)
-	$(PY) -m shared.glue_package --dist $(DIST)
+	$(PY) -m shared.local.glue_package --dist $(DIST)

@@ -136,7 +136,7 @@ _IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 # The extract's look-back window (docs/reliability.md): long enough for the longest ToteSys write
 # transaction plus clock skew; ToteSys' own transactions last well under a second. The same default
 # locally, on Glue and in Terraform (`lookback_minutes`); 0 turns it off locally, and is refused on
-# Glue (shared.glue.GLUE_MIN_LOOKBACK_MINUTES), where the window is what catches ties and late commits.
+# Glue (shared.runtime.glue.GLUE_MIN_LOOKBACK_MINUTES), where the window is what catches ties and late commits.
 DEFAULT_LOOKBACK_MINUTES = 5
 
 

@@ -1,9 +1,9 @@
 """Pure builders of the warehouse star (SPEC.md section 3): source DataFrames in, one star table out.
 
 Each builder is named after the table it builds and returns exactly the columns and Spark types of
-`shared.star.STAR_SCHEMAS[table]`, in order; lineage columns of the inputs (`_extract_run_id` ...)
-are dropped. Inputs have the source Spark schemas of `shared.schema.SOURCE_TABLES` and have already
-passed validation (shared/quality.py), so foreign keys resolve and business dates parse. No I/O, no
+`shared.contract.star.STAR_SCHEMAS[table]`, in order; lineage columns of the inputs (`_extract_run_id` ...)
+are dropped. Inputs have the source Spark schemas of `shared.contract.source.SOURCE_TABLES` and have already
+passed validation (shared/contract/quality.py), so foreign keys resolve and business dates parse. No I/O, no
 configuration, no actions: the transform job (shared/jobs/transform.py) wires them to the lake.
 
 Built-in Spark functions only (no Python UDFs), ANSI mode off, session time zone UTC.
@@ -17,8 +17,8 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import DateType, DecimalType
 
-from shared.schema import CURRENCY_NAMES, SOURCE_TABLES
-from shared.star import FACT_FOREIGN_KEYS, FACT_TABLES, STAR_SCHEMAS, TIME_FORMAT
+from shared.contract.source import CURRENCY_NAMES, SOURCE_TABLES
+from shared.contract.star import FACT_FOREIGN_KEYS, FACT_TABLES, STAR_SCHEMAS, TIME_FORMAT
 
 # English names, indexed explicitly rather than with date_format('EEEE'), so that no JVM locale
 # can ever change them.
@@ -189,7 +189,7 @@ def dim_location(address: DataFrame) -> DataFrame:
 
 
 def dim_currency(currency: DataFrame) -> DataFrame:
-    """Build dim_currency, naming each currency code in English (`shared.schema.CURRENCY_NAMES`).
+    """Build dim_currency, naming each currency code in English (`shared.contract.source.CURRENCY_NAMES`).
 
     Args:
         currency: Latest currency rows (codes validated upstream against CURRENCY_NAMES).

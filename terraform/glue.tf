@@ -1,7 +1,7 @@
 # The Glue side: catalog database, security configuration, JDBC connections, the uploaded code,
 # the three jobs and the workflow that chains them.
 #
-# Contract with the Python side (glue_jobs/<job>.py -> shared.glue):
+# Contract with the Python side (glue_jobs/<job>.py -> shared.runtime.glue):
 #   script   s3://<scripts>/glue_jobs/<job>.py, library s3://<scripts>/lib/shared.zip (--extra-py-files)
 #   CA       s3://<scripts>/lib/rds-global-bundle.pem (--extra-files, which Glue copies into the
 #            script's working directory): the RDS certificate authorities the jobs verify the

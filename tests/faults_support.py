@@ -19,10 +19,10 @@ from typing import Any
 import psycopg
 from pyspark.sql import functions as F
 
-from shared import totesys
 from shared.config import Settings, parse_pg_url
-from shared.pipeline import run_workflow
-from shared.star import FACT_TABLES, FACT_VERSION_KEYS, STAR_SCHEMAS
+from shared.contract.star import FACT_TABLES, FACT_VERSION_KEYS, STAR_SCHEMAS
+from shared.local import totesys
+from shared.local.workflow import run_workflow
 
 REPO = Path(__file__).resolve().parents[1]
 SCALE = 0.02  # ~200 sales orders: every table, every path, a few seconds of Spark work per job
@@ -128,7 +128,14 @@ def totes_process(
     if kill_at:
         env["TOTES_KILL_AT"] = kill_at
     return subprocess.run(
-        [sys.executable, "-m", "shared.cli", "run", *(["--job", job] if job else []), *cli_args(settings)],
+        [
+            sys.executable,
+            "-m",
+            "shared.local.cli",
+            "run",
+            *(["--job", job] if job else []),
+            *cli_args(settings),
+        ],
         cwd=REPO,
         env=env,
         capture_output=True,

@@ -21,10 +21,10 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from shared import cli, status, totesys
 from shared.config import Settings, parse_pg_url
-from shared.pipeline import run_workflow
-from shared.schema import SOURCE_TABLES
+from shared.contract.source import SOURCE_TABLES
+from shared.local import cli, status, totesys
+from shared.local.workflow import run_workflow
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-TOTES = [sys.executable, "-m", "shared.cli"]
+TOTES = [sys.executable, "-m", "shared.local.cli"]
 
 
 def totes(

@@ -1,4 +1,4 @@
-"""Fact partition compaction (shared/compaction.py) on real Parquet folders written by Spark.
+"""Fact partition compaction (shared/lake/compaction.py) on real Parquet folders written by Spark.
 
 Each test builds a small fact_payment table the way the transform does (appends partitioned by
 month), compacts, and compares the whole table before and after with chispa. Crashes are staged
@@ -17,10 +17,17 @@ from chispa import assert_df_equality
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from shared.compaction import FOLDER, CompactionError, compact_partition, data_files, file_schema, recover
 from shared.config import join
 from shared.jobs.transform import PARTITION_COLUMNS, partition_path
-from shared.lake import LocalStorage
+from shared.lake.compaction import (
+    FOLDER,
+    CompactionError,
+    compact_partition,
+    data_files,
+    file_schema,
+    recover,
+)
+from shared.lake.storage import LocalStorage
 
 FACT = "fact_payment"
 

@@ -304,9 +304,9 @@ def test_docker_run_builds_the_package_seeds_then_runs_the_jobs_service() -> Non
     seed, jobs = recipe
     assert seed.startswith("$(COMPOSE) run --rm") and " glue " in f"{seed} " and "$(DOCKER_SEED_CMD)" in seed
     infra = (ROOT / "make" / "infra.mk").read_text(encoding="utf-8")
-    assert re.search(r"^DOCKER_SEED_CMD \?= python3 -m shared\.cli seed --if-empty$", infra, flags=re.M)
+    assert re.search(r"^DOCKER_SEED_CMD \?= python3 -m shared\.local\.cli seed --if-empty$", infra, flags=re.M)
     assert re.fullmatch(r"\$\(COMPOSE\) run --rm( --build)? jobs", jobs), "jobs runs its own command"
-    assert "shared.cli run" not in infra, "the local CLI must not stand in for the Glue scripts"
+    assert "shared.local.cli run" not in infra, "the local CLI must not stand in for the Glue scripts"
 
 
 def test_jobs_service_sees_only_the_package_and_runs_the_glue_scripts() -> None:
@@ -368,7 +368,7 @@ def test_runner_passes_every_glue_argument_the_seam_reads_and_they_make_a_valid_
     import boto3
     from moto import mock_aws
 
-    from shared import glue
+    from shared.runtime import glue
 
     local_aws = load_local_aws()
     env = jobs_environment()

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import psycopg
 import pytest
 
-from shared.embedded_pg import CLUSTER_HOME, READER, SUPERUSER, EmbeddedPostgres, EmbeddedPostgresError
+from shared.local.embedded_pg import CLUSTER_HOME, READER, SUPERUSER, EmbeddedPostgres, EmbeddedPostgresError
 
 
 def _postmaster_pid(server: EmbeddedPostgres) -> int:

@@ -38,8 +38,8 @@ from botocore.parsers import ResponseParserError
 from moto_account import ACCOUNT_ID, REGION, EmulatedAccount, Keys, emulated_account
 
 from shared.config import Settings
-from shared.glue import GlueJobContext, secrets_manager_reader, settings_from_glue_args
-from shared.lake import S3Storage
+from shared.lake.storage import S3Storage
+from shared.runtime.glue import GlueJobContext, secrets_manager_reader, settings_from_glue_args
 
 pytestmark = pytest.mark.integration
 
@@ -778,7 +778,7 @@ def test_glue_role_uses_the_lake_and_ingestion_zone_through_the_projects_storage
     settings = settings_from_glue_args(glue_args(job), secrets_manager_reader(stack.client("secretsmanager")))
     storage = S3Storage(stack.client("s3", glue_role))
     run = "20261201T100000Z-0001"
-    # Where the jobs write and read (shared/jobs/*, shared/runtime.py, shared/quality.py).
+    # Where the jobs write and read (shared/jobs/*, shared/runtime/context.py, shared/contract/quality.py).
     for location in (
         ingestion_path(settings.ingestion, "sales_order", run),
         partition_path(fact_path(settings.processed, "fact_sales_order"), 2026, 12),

@@ -2,8 +2,8 @@
 
 Every scenario runs against the embedded PostgreSQL and a real lake, and ends by comparing the
 warehouse with a clean reference run over the same ToteSys data (surrogate keys left out). A killed
-run is a separate `python -m shared.cli run` process with TOTES_KILL_AT set: it dies by SIGKILL at
-the named point (shared/faults.py), then the next run is started normally and must catch up with no
+run is a separate `python -m shared.local.cli run` process with TOTES_KILL_AT set: it dies by SIGKILL at
+the named point (shared/runtime/faults.py), then the next run is started normally and must catch up with no
 lost row and no duplicate fact version. The other faults are in tests/test_faults_recovery.py;
 docs/reliability.md maps each row of the fault matrix to the test that proves it.
 """
@@ -24,13 +24,13 @@ from faults_support import (
     warehouse_content,
 )
 
-from shared import status, totesys
 from shared.config import Settings
-from shared.faults import POINTS
+from shared.contract.star import FACT_TABLES
 from shared.jobs.transform import current_path
-from shared.lake import read_json, storage_for
-from shared.pipeline import JOBS, run_workflow
-from shared.star import FACT_TABLES
+from shared.lake.storage import read_json, storage_for
+from shared.local import status, totesys
+from shared.local.workflow import JOBS, run_workflow
+from shared.runtime.faults import POINTS
 
 pytestmark = pytest.mark.integration
 

@@ -26,11 +26,11 @@ from faults_support import (
     warehouse_content,
 )
 
-from shared import cli
 from shared.config import parse_pg_url
-from shared.lake import read_json, run_lock, storage_for
-from shared.pipeline import JOBS, JobFailed, local_reader, run_workflow
-from shared.sources import SourceUnreachable
+from shared.jdbc.sources import SourceUnreachable
+from shared.lake.storage import read_json, run_lock, storage_for
+from shared.local import cli
+from shared.local.workflow import JOBS, JobFailed, local_reader, run_workflow
 
 pytestmark = pytest.mark.integration
 
@@ -74,7 +74,7 @@ def test_unreachable_databases_fail_in_one_line_and_the_next_run_catches_up(
             )
         return local_reader(ctx, table)
 
-    monkeypatch.setattr("shared.pipeline.local_reader", flaky_reader)
+    monkeypatch.setattr("shared.local.workflow.local_reader", flaky_reader)
     with pytest.raises(JobFailed, match=r"extract failed: TOTESYS_URL .* unreachable"):
         run_workflow(spark, settings, ["extract"])
     monkeypatch.undo()
@@ -111,7 +111,7 @@ def _table_exists(url: str) -> bool:
 
 HOLD_LOCK = """
 import sys, time
-from shared.lake import run_lock
+from shared.lake.storage import run_lock
 with run_lock(sys.argv[1], "totes run (extract, transform, load)"):
     print("locked", flush=True)
     time.sleep(float(sys.argv[2]))

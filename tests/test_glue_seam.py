@@ -1,6 +1,6 @@
-"""The Glue seam (shared/glue.py) without Glue: typed config from job arguments and secrets, the
+"""The Glue seam (shared/runtime/glue.py) without Glue: typed config from job arguments and secrets, the
 secret reader against moto's Secrets Manager, the Glue job context's state on moto's S3, the
-extract's native-bookmark read, and the rule that only shared/glue.py imports awsglue.
+extract's native-bookmark read, and the rule that only shared/runtime/glue.py imports awsglue.
 
 Glue itself is never patched: the seam takes the Glue `Job`, the GlueContext, the secret reader and
 the S3 client as arguments, and the tests pass small recording fakes or moto-backed boto3 clients.
@@ -31,10 +31,10 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
-from shared import glue
 from shared.config import DEFAULT_LOOKBACK_MINUTES, RDS_CA_BUNDLE, ConfigError, Settings
-from shared.lake import RUN_ID_FORMAT, S3Storage, read_json
-from shared.schema import SOURCE_TABLES
+from shared.contract.source import SOURCE_TABLES
+from shared.lake.storage import RUN_ID_FORMAT, S3Storage, read_json
+from shared.runtime import glue
 
 ROOT = Path(__file__).resolve().parents[1]
 REGION = "eu-west-2"
@@ -467,7 +467,7 @@ def test_a_glue_failure_is_masked_exactly_like_a_local_one(
     monkeypatch.setattr("shared.jobs.transform.run", failing_transform)
     settings = glue.settings_from_glue_args(ARGS, logins())
 
-    from shared.pipeline import run_job
+    from shared.local.workflow import run_job
 
     local_settings = replace(settings, lake_root=str(tmp_path / "lake"), ingestion_root=None)
     with pytest.raises(RuntimeError):
@@ -531,7 +531,7 @@ def test_a_config_error_fails_before_any_state_or_commit(spark, lake, capsys) ->
 # ---------------------------------------------------------------------------------------------
 
 CURRENCY = SOURCE_TABLES["currency"]
-# What the local reader (shared.sources.read_increment) reports for a new source column.
+# What the local reader (shared.jdbc.sources.read_increment) reports for a new source column.
 EXTRA_COLUMN_NOTE = (
     "totesys.currency: column extra is not in the contract (SPEC.md section 1) and is not extracted"
 )
@@ -627,8 +627,8 @@ def test_look_back_versions_are_unioned_once_per_primary_key_and_last_updated(sp
 def test_look_back_rereads_the_window_over_jdbc_outside_the_bookmark(spark, fresh_db) -> None:
     import psycopg
 
-    from shared import totesys
     from shared.config import parse_pg_url
+    from shared.local import totesys
 
     totesys.create_schema(fresh_db)
     now = datetime.now(UTC).replace(microsecond=0)
@@ -658,9 +658,9 @@ def test_look_back_rereads_the_window_over_jdbc_outside_the_bookmark(spark, fres
 def test_glue_and_local_readers_report_a_new_source_column_alike(spark, fresh_db) -> None:
     import psycopg
 
-    from shared import totesys
     from shared.config import parse_pg_url
-    from shared.sources import read_increment, read_table
+    from shared.jdbc.sources import read_increment, read_table
+    from shared.local import totesys
 
     totesys.create_schema(fresh_db)
     with psycopg.connect(fresh_db) as conn:
@@ -692,7 +692,7 @@ def test_look_back_window_ends_at_the_previous_committed_extract_else_now() -> N
 
 
 # ---------------------------------------------------------------------------------------------
-# Only shared/glue.py imports awsglue, and only inside functions
+# Only shared/runtime/glue.py imports awsglue, and only inside functions
 # ---------------------------------------------------------------------------------------------
 
 
@@ -736,9 +736,9 @@ def test_the_awsglue_import_finder_tells_module_level_from_function_level() -> N
 def test_only_the_glue_seam_imports_awsglue_and_never_at_module_level() -> None:
     sources = sorted([*(ROOT / "shared").rglob("*.py"), *(ROOT / "glue_jobs").glob("*.py")])
     found = {p.relative_to(ROOT).as_posix(): awsglue_imports(p.read_text(encoding="utf-8")) for p in sources}
-    assert {name for name, imports in found.items() if imports} == {"shared/glue.py"}
-    assert len(found["shared/glue.py"]) >= 3  # GlueContext, Job, getResolvedOptions, in main()
-    assert [line for line, inside in found["shared/glue.py"] if not inside] == []
+    assert {name for name, imports in found.items() if imports} == {"shared/runtime/glue.py"}
+    assert len(found["shared/runtime/glue.py"]) >= 3  # GlueContext, Job, getResolvedOptions, in main()
+    assert [line for line, inside in found["shared/runtime/glue.py"] if not inside] == []
 
 
 def test_every_shared_module_imports_without_awsglue() -> None:
@@ -762,4 +762,4 @@ def test_every_shared_module_imports_without_awsglue() -> None:
         if "__pycache__" not in p.parts
     }
     assert set(result.stdout.split()) == modules - {"shared"}
-    assert "shared.glue" in modules
+    assert "shared.runtime.glue" in modules

@@ -1,4 +1,4 @@
-"""The project's JDBC paths to PostgreSQL (shared/sources.py `jdbc_connection`, `check_reachable`,
+"""The project's JDBC paths to PostgreSQL (shared/jdbc/sources.py `jdbc_connection`, `check_reachable`,
 and Spark's JDBC source), against real PostgreSQL servers.
 
 - The PostgreSQL driver is found where Glue puts it, and where `spark.jars` puts it locally: a
@@ -35,8 +35,8 @@ from urllib.parse import quote, urlsplit
 import pytest
 
 from shared.config import RDS_CA_BUNDLE, PgUrl, parse_pg_url
-from shared.sources import SourceUnreachable, check_reachable, jdbc_connection
-from shared.spark import jdbc_jar
+from shared.jdbc.sources import SourceUnreachable, check_reachable, jdbc_connection
+from shared.local.spark import jdbc_jar
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,7 +52,7 @@ def test_the_probe_and_the_warehouse_connection_find_a_driver_that_is_only_in_sp
         sys.path.insert(0, {str(ROOT)!r})
         from pyspark.sql import SparkSession
         from shared.config import parse_pg_url
-        from shared.sources import check_reachable, jdbc_connection
+        from shared.jdbc.sources import check_reachable, jdbc_connection
 
         spark = (
             SparkSession.builder.master("local[1]").appName("spark-jars-only")

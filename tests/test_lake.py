@@ -11,7 +11,15 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from shared.lake import LakeLocked, LocalStorage, S3Storage, new_run_id, read_json, run_lock, write_json
+from shared.lake.storage import (
+    LakeLocked,
+    LocalStorage,
+    S3Storage,
+    new_run_id,
+    read_json,
+    run_lock,
+    write_json,
+)
 
 
 def test_local_state_round_trip_is_atomic_and_lists_only_visible_names(tmp_path) -> None:
@@ -97,7 +105,7 @@ def test_lock_of_a_killed_process_is_released(tmp_path) -> None:
             textwrap.dedent(
                 f"""
                 import time
-                from shared.lake import run_lock
+                from shared.lake.storage import run_lock
                 with run_lock({str(tmp_path)!r}, "doomed"):
                     print("locked", flush=True)
                     time.sleep(60)

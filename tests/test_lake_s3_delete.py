@@ -16,7 +16,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from shared.lake import S3Storage
+from shared.lake.storage import S3Storage
 
 
 def test_s3_delete_raises_when_s3_kept_objects_back() -> None:

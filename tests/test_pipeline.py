@@ -19,10 +19,10 @@ from typing import Any
 import psycopg
 import pytest
 
-from shared import totesys
 from shared.config import Settings, parse_pg_url
-from shared.pipeline import run_workflow
-from shared.star import FACT_TABLES, FACT_VERSION_KEYS
+from shared.contract.star import FACT_TABLES, FACT_VERSION_KEYS
+from shared.local import totesys
+from shared.local.workflow import run_workflow
 
 pytestmark = pytest.mark.integration
 

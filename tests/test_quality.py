@@ -1,4 +1,4 @@
-"""Contract validation (shared/quality.py): each rule with a row that breaks it and one that passes.
+"""Contract validation (shared/contract/quality.py): each rule with a row that breaks it and one that passes.
 
 Rows are built from one valid row per table (`VALID`), changed only where a case says, so each
 case shows exactly what it breaks. The lineage column `_extract_run_id` rides along on both sides.
@@ -22,8 +22,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
-from shared.quality import REASON_COLUMN, TABLE_CHECKS, ContractError, check_rows, referenced_keys
-from shared.schema import SOURCE_TABLES, SourceTable
+from shared.contract.quality import REASON_COLUMN, TABLE_CHECKS, ContractError, check_rows, referenced_keys
+from shared.contract.source import SOURCE_TABLES, SourceTable
 
 
 def ts(text: str) -> datetime:

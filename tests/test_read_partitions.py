@@ -12,10 +12,9 @@ from datetime import datetime, timedelta
 import pytest
 from chispa import assert_df_equality
 
-from shared import totesys
 from shared.config import parse_pg_url
-from shared.schema import SOURCE_TABLES
-from shared.sources import (
+from shared.contract.source import SOURCE_TABLES
+from shared.jdbc.sources import (
     NotAllowListed,
     contract_columns,
     key_range,
@@ -25,6 +24,7 @@ from shared.sources import (
     source_columns_if_unchanged,
     unchanged_probe_sql,
 )
+from shared.local import totesys
 
 
 @pytest.mark.parametrize(
@@ -135,7 +135,7 @@ def test_probe_sees_exactly_the_versions_the_bookmark_has_not_taken(spark, fresh
 def test_glue_first_read_of_a_big_table_is_split_on_its_primary_key(
     table: str, parallel: bool, split: dict[str, str]
 ) -> None:
-    from shared import glue
+    from shared.runtime import glue
 
     url = parse_pg_url("TOTESYS_URL", "postgresql://reader:secret@db.example:5432/totesys?sslmode=require")
     options = glue.bookmarked_read_options(url, SOURCE_TABLES[table], parallel=parallel)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from shared.jobs.transform import changes_path, prune_versions, version_path
-from shared.lake import LocalStorage
+from shared.lake.storage import LocalStorage
 
 
 def make(path: str) -> str:

@@ -2,7 +2,7 @@
 deployment that is already running.
 
 A warehouse and a lake are made by the star as it is (one workflow run). Then the change a developer
-makes, exactly as the doc's diff shows it: two star columns (shared/star.py), the builders that fill
+makes, exactly as the doc's diff shows it: two star columns (shared/contract/star.py), the builders that fill
 them (shared/transforms.py) and migration 0002 (shared/migrations/). Here they are applied with
 monkeypatch instead of edits, the only difference. The next workflow run must:
 - migrate the warehouse inside the load's transaction (0002 recorded after 0001);
@@ -34,14 +34,16 @@ from faults_support import cli_args, warehouse_content
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from shared import migrations, star, totesys
+from shared import migrations
 from shared import transforms as T
+from shared.contract import star
+from shared.contract.source import MONEY
+from shared.contract.star import FACT_VERSION_KEYS, STAR_TABLES, StarTable
+from shared.jdbc.warehouse import MIGRATIONS_TABLE
 from shared.jobs import transform as transform_job
+from shared.local import totesys
+from shared.local.workflow import run_workflow
 from shared.migrations import Migration
-from shared.pipeline import run_workflow
-from shared.schema import MONEY
-from shared.star import FACT_VERSION_KEYS, STAR_TABLES, StarTable
-from shared.warehouse import MIGRATIONS_TABLE
 
 pytestmark = pytest.mark.integration
 
@@ -50,7 +52,7 @@ DOC = REPO / "docs" / "schema-changes.md"
 PREVIOUS_RELEASE = "fd1d3ef"  # the last commit before migrations: its load ran CREATE TABLE IF NOT EXISTS
 
 # ---- the change, as docs/schema-changes.md shows it --------------------------------------------
-# shared/star.py: one column appended to each table (nullable: rows already loaded have no value).
+# shared/contract/star.py: one column appended to each table (nullable: rows already loaded have no value).
 DEPARTMENT_MANAGER = star._c("department_manager", nullable=True)
 GROSS_VALUE = star._c("gross_value", MONEY, nullable=True)
 
@@ -311,7 +313,7 @@ def test_a_deployment_made_by_the_release_before_migrations_is_upgraded_in_place
         "PYTHONPATH": str(old),
     }
     result = subprocess.run(  # cwd first on sys.path: the previous release's `shared`, not this one
-        [sys.executable, "-m", "shared.cli", "run", *cli_args(settings)],
+        [sys.executable, "-m", "shared.local.cli", "run", *cli_args(settings)],
         cwd=old,
         env=env,
         capture_output=True,

@@ -12,9 +12,9 @@ from decimal import Decimal
 import pytest
 from pyspark.sql.types import StructType
 
-from shared import star
+from shared.contract import star
+from shared.contract.source import MONEY, SOURCE_TABLES
 from shared.jobs.transform import processed_schema, read_latest, read_processed
-from shared.schema import MONEY, SOURCE_TABLES
 
 pytestmark = pytest.mark.integration
 

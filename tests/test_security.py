@@ -17,11 +17,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from shared import cli
 from shared.config import PgUrl, Settings, parse_pg_url
-from shared.pipeline import JobFailed, one_line, redact, run_workflow
-from shared.schema import SOURCE_TABLES
-from shared.sources import NotAllowListed, SourceUnreachable, check_reachable, read_table
+from shared.contract.source import SOURCE_TABLES
+from shared.jdbc.sources import NotAllowListed, SourceUnreachable, check_reachable, read_table
+from shared.local import cli
+from shared.local.workflow import JobFailed, one_line, redact, run_workflow
 
 REPO = Path(__file__).resolve().parents[1]
 SECRET = "Zq8-not-a-real-secret-9vX_4TtWq"  # what a leak of a password would look like
@@ -125,7 +125,7 @@ def test_a_failing_job_keeps_no_password_in_the_message_or_the_lake(spark, tmp_p
     def leaky_extract(ctx, read):
         raise RuntimeError(f"driver said: cannot use {url.conninfo} (password {SECRET})")
 
-    monkeypatch.setattr("shared.pipeline.check_reachable", lambda spark, url: None)
+    monkeypatch.setattr("shared.local.workflow.check_reachable", lambda spark, url: None)
     monkeypatch.setattr("shared.jobs.extract.run", leaky_extract)
     with pytest.raises(JobFailed) as failed:
         run_workflow(spark, settings, ["extract"])

@@ -429,7 +429,7 @@ def test_glue_parses_each_jobs_arguments_with_its_bookmark_option(step: str) -> 
     # awsglue's own getResolvedOptions (AWSGlueDataplanePython 5.0.0, pure argparse) over the
     # arguments Terraform gives the job: it refuses a bookmark option it does not know.
     utils = pytest.importorskip("awsglue.utils", reason="needs the dev dependency AWSGlueDataplanePython")
-    from shared.glue import glue_option_names
+    from shared.runtime.glue import glue_option_names
 
     argv = ["script.py", "--JOB_NAME", f"totes-{step}", "--JOB_ID", "j_1", "--JOB_RUN_ID", "jr_1"]
     for key, value in job_arguments(step).items():

@@ -13,9 +13,9 @@ import psycopg
 import pyarrow.parquet as pq
 import pytest
 
-from shared import totesys
-from shared.schema import SOURCE_TABLES
-from shared.totesys import TotesysError
+from shared.contract.source import SOURCE_TABLES
+from shared.local import totesys
+from shared.local.totesys import TotesysError
 
 # SPEC.md section 1, "What the real data looks like".
 SNAPSHOT_SIZES = {
@@ -125,7 +125,7 @@ def test_table_counts_needs_the_schema(fresh_db: str) -> None:
 
 
 def _parquet_rows(snapshot: Path, name: str) -> list[tuple[Any, ...]]:
-    """The snapshot as the source would hold it, converted independently of shared.totesys."""
+    """The snapshot as the source would hold it, converted independently of shared.local.totesys."""
     table = SOURCE_TABLES[name]
     frame = pq.read_table(snapshot / f"{name}.parquet").to_pandas()
     out = []

@@ -17,8 +17,8 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import DateType, IntegerType, StringType, StructField, StructType
 
 from shared import transforms as T
-from shared.schema import SOURCE_TABLES
-from shared.star import STAR_SCHEMAS
+from shared.contract.source import SOURCE_TABLES
+from shared.contract.star import STAR_SCHEMAS
 
 T0 = "2022-11-03 14:20:49.962"
 

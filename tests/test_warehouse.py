@@ -12,8 +12,8 @@ import psycopg
 import pytest
 
 from shared.config import parse_pg_url
-from shared.star import STAR_SCHEMAS
-from shared.warehouse import WarehouseError, apply_load, foreign_keys, migrate_schema, staging_table
+from shared.contract.star import STAR_SCHEMAS
+from shared.jdbc.warehouse import WarehouseError, apply_load, foreign_keys, migrate_schema, staging_table
 
 pytestmark = pytest.mark.integration
 

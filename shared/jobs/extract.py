@@ -19,11 +19,11 @@ from typing import Any
 from pyspark.sql import functions as F
 
 from shared.config import join
-from shared.faults import checkpoint
-from shared.lake import storage_for, write_json
-from shared.runtime import JobContext
-from shared.schema import EXTRACT_ORDER, SOURCE_TABLES, SourceTable
-from shared.sources import Increment
+from shared.contract.source import EXTRACT_ORDER, SOURCE_TABLES, SourceTable
+from shared.jdbc.sources import Increment
+from shared.lake.storage import storage_for, write_json
+from shared.runtime.context import JobContext
+from shared.runtime.faults import checkpoint
 
 JSON_TIMESTAMP_FORMAT = "yyyy-MM-dd'T'HH:mm:ss.SSSSSS"
 ROWS_PER_JSON_FILE = 1_000_000

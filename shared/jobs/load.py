@@ -1,7 +1,7 @@
 """The load job: what the transform published since the last load -> the PostgreSQL warehouse.
 
 Stage over JDBC (Spark writes `etl_staging.<table>`), then apply everything in one transaction
-(shared/warehouse.py): the pending schema migrations, dimensions upserted by key, fact versions
+(shared/jdbc/warehouse.py): the pending schema migrations, dimensions upserted by key, fact versions
 inserted once. The bookmark is the
 last transform run loaded; facts are selected by their `transform_run_id`, dimensions by the run
 that last changed them. A failure before the commit leaves the warehouse as it was; a failure after
@@ -15,12 +15,12 @@ from typing import Any
 
 from pyspark.sql import functions as F
 
-from shared.faults import checkpoint
+from shared.contract.star import FACT_VERSION_KEYS, STAR_SCHEMAS
+from shared.jdbc.warehouse import LOAD_ORDER, apply_load, prepare_staging, staging_table
 from shared.jobs.transform import current_path, read_processed
-from shared.lake import read_json, storage_for
-from shared.runtime import JobContext
-from shared.star import FACT_VERSION_KEYS, STAR_SCHEMAS
-from shared.warehouse import LOAD_ORDER, apply_load, prepare_staging, staging_table
+from shared.lake.storage import read_json, storage_for
+from shared.runtime.context import JobContext
+from shared.runtime.faults import checkpoint
 
 BOOKMARK = "load_watermark"
 

@@ -12,7 +12,7 @@ contract (rejects go to the quarantine zone with their reason), and writes:
 - `_latest/<source table>`: the latest version of every dimension source row, so a dimension built
   from a join (staff + department) is always complete even when only one side changed.
 Housekeeping: a month partition a run appends to is compacted into one file once it holds more than
-COMPACT_ABOVE_FILES files (shared/compaction.py), and versions no state points at are pruned beyond
+COMPACT_ABOVE_FILES files (shared/lake/compaction.py), and versions no state points at are pruned beyond
 the KEEP_VERSIONS newest. The published pointer `<processed>/_current.json` tells the load job what is complete.
 Called by glue_jobs/transform.py (Glue) and `totes run` (locally) through `run()`.
 """
@@ -28,15 +28,15 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import DateType, IntegerType, StringType, StructField, StructType
 
 from shared import transforms as T
-from shared.compaction import COMPACT_ABOVE_FILES, compact_partition, recover
 from shared.config import join
-from shared.faults import checkpoint
+from shared.contract.quality import CORRUPT_COLUMN, REASON_COLUMN, check_rows, referenced_keys
+from shared.contract.source import SOURCE_TABLES
+from shared.contract.star import FACT_FOREIGN_KEYS, FACT_SOURCES, FACT_VERSION_KEYS, STAR_SCHEMAS
 from shared.jobs.extract import JSON_TIMESTAMP_FORMAT, ingestion_path, manifest_path
-from shared.lake import Storage, read_json, storage_for, write_json
-from shared.quality import CORRUPT_COLUMN, REASON_COLUMN, check_rows, referenced_keys
-from shared.runtime import JobContext
-from shared.schema import SOURCE_TABLES
-from shared.star import FACT_FOREIGN_KEYS, FACT_SOURCES, FACT_VERSION_KEYS, STAR_SCHEMAS
+from shared.lake.compaction import COMPACT_ABOVE_FILES, compact_partition, recover
+from shared.lake.storage import Storage, read_json, storage_for, write_json
+from shared.runtime.context import JobContext
+from shared.runtime.faults import checkpoint
 
 BOOKMARK = "transform_state"
 # Up to this many new rows of a table (by the extract's manifests), its foreign keys are checked
@@ -123,7 +123,7 @@ def read_ingestion(spark: SparkSession, ingestion: str, table: str, run_ids: lis
 
 
 def read_latest(spark: SparkSession, table: str, location: str) -> DataFrame:
-    """A `_latest` snapshot of a source table, read with the contract's schema (shared/schema.py):
+    """A `_latest` snapshot of a source table, read with the contract's schema (shared/contract/source.py):
     a column the contract gained after the snapshot was written reads as NULL, not as an error."""
     return spark.read.schema(SOURCE_TABLES[table].spark_schema).parquet(location)
 
@@ -133,7 +133,7 @@ def _latest_or_none(spark: SparkSession, table: str, location: str | None) -> Da
 
 
 def processed_schema(table: str) -> StructType:
-    """What a processed table holds, as the star (shared/star.py) declares it now: a dimension's
+    """What a processed table holds, as the star (shared/contract/star.py) declares it now: a dimension's
     columns; a fact's, its lineage column and its partition columns."""
     if table not in FACT_SOURCES:
         return STAR_SCHEMAS[table]
@@ -186,7 +186,7 @@ def run(ctx: JobContext) -> dict[str, Any] | None:
         for name in ingestion_store.list_names(join(settings.ingestion, "_manifests"))
         if name.endswith(".json") and name.removesuffix(".json") > state["extract_watermark"]
     ]
-    # A star change (shared/star.py) reaches the lake with no new data too: dimensions rebuilt with
+    # A star change (shared/contract/star.py) reaches the lake with no new data too: dimensions rebuilt with
     # their new columns, the catalog's tables given them.
     reshaped = reshaped_tables(spark, state)
     if not manifests and not reshaped:
@@ -413,7 +413,7 @@ def prune_versions(
 
 def compact(ctx: JobContext, fact: str, partitions: list[tuple[int, int]]) -> None:
     """Rewrite each of `partitions` (months this run appended to) that now holds more than
-    COMPACT_ABOVE_FILES data files into one file (shared/compaction.py)."""
+    COMPACT_ABOVE_FILES data files into one file (shared/lake/compaction.py)."""
     location = fact_path(ctx.settings.processed, fact)
     storage = storage_for(location)
     for year, month in partitions:

@@ -4,14 +4,14 @@ A migration is a module `vNNNN_<name>.py` in this package holding `SQL`, one Pos
 (several statements are fine; the JDBC driver runs them in order). The warehouse records each one it
 has applied in `etl_meta.schema_migrations` (version, name, checksum, applied_at) and the load
 applies the pending ones first, inside its own transaction, under an advisory lock
-(shared/warehouse.py `migrate`). Applied migrations are frozen: their checksum is checked on every
+(shared/jdbc/warehouse.py `migrate`). Applied migrations are frozen: their checksum is checked on every
 load, so changing one is an error, not a silent divergence between warehouses.
 
 Adding one (docs/schema-changes.md): write `vNNNN_<name>.py` with the next number and add it to
 `_MODULES` below. The list is explicit, not discovered, because the Glue zip holds only the
-modules the Glue scripts import (shared/glue_package.py): an import here is what ships a migration.
+modules the Glue scripts import (shared/local/glue_package.py): an import here is what ships a migration.
 tests/test_migrations.py fails when a file of this folder is missing from the list.
-Called by shared/warehouse.py.
+Called by shared/jdbc/warehouse.py.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Exactly what `ensure_schema` created up to commit fd1d3ef: the staging schema, the eleven tables
 with their keys, NOT NULL constraints and foreign keys, and one unique index per fact on its
 version key. A warehouse made by that code has no `schema_migrations` table and is adopted
-(shared/warehouse.py): this migration is recorded as applied there, not run again.
+(shared/jdbc/warehouse.py): this migration is recorded as applied there, not run again.
 
 Frozen: never edit an applied migration (its checksum is in every migrated warehouse); change the
 schema with a new numbered module instead (docs/schema-changes.md).

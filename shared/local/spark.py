@@ -1,7 +1,7 @@
 """Builds the local SparkSession the jobs run in when they are not on Glue.
 
 Called by the CLI (`totes run`, `totes query`) and by the test suite's session fixture. On Glue the
-session comes from GlueContext instead (shared/glue.py); everything downstream only sees a
+session comes from GlueContext instead (shared/runtime/glue.py); everything downstream only sees a
 SparkSession, so both paths run the same library code.
 """
 
@@ -67,7 +67,7 @@ def build_spark(catalog_dir: Path, app_name: str = "totes", shuffle_partitions: 
     jar = jdbc_jar()
     if jar:
         # Also on the driver's own class path, as on Glue (where the driver is on the JVM's class
-        # path). The driver's own connections (shared.sources.jdbc_connection) load the Driver
+        # path). The driver's own connections (shared.jdbc.sources.jdbc_connection) load the Driver
         # through Spark's class loader, so they work with spark.jars alone as well
         # (tests/test_jdbc_connections.py).
         builder = builder.config("spark.jars", jar).config("spark.driver.extraClassPath", jar)

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from shared.config import ConfigError, PgUrl, Settings, parse_pg_url
-from shared.runtime import JobReport
+from shared.runtime.context import JobReport
 
 LOCAL_HOME = Path(os.environ.get("TOTES_HOME", ".local"))
 EXIT_FAILED = 1
@@ -31,7 +31,7 @@ EXIT_USAGE = 2
 
 
 def _embedded():  # type: ignore[no-untyped-def]
-    from shared.embedded_pg import EmbeddedPostgres
+    from shared.local.embedded_pg import EmbeddedPostgres
 
     return EmbeddedPostgres(LOCAL_HOME / "pg")
 
@@ -79,13 +79,13 @@ def _writable_totesys(args: argparse.Namespace) -> PgUrl:
 
 
 def _spark(settings: Settings):  # type: ignore[no-untyped-def]
-    from shared.spark import build_spark
+    from shared.local.spark import build_spark
 
     return build_spark(settings.catalog_dir)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from shared.pipeline import JOBS, JobFailed, run_workflow
+    from shared.local.workflow import JOBS, JobFailed, run_workflow
 
     settings = _with_databases(_settings(args))
     jobs = [args.job] if args.job else list(JOBS)
@@ -129,7 +129,7 @@ def _print_reports(reports: Sequence[JobReport]) -> None:
 
 
 def cmd_seed(args: argparse.Namespace) -> int:
-    from shared import totesys
+    from shared.local import totesys
 
     url = _writable_totesys(args).conninfo
     totesys.create_schema(url)
@@ -151,7 +151,7 @@ def cmd_seed(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from shared import totesys
+    from shared.local import totesys
 
     url = _writable_totesys(args).conninfo
     done = totesys.simulate(
@@ -167,7 +167,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from shared import status
+    from shared.local import status
 
     settings = _with_databases(_settings(args))
     print(
@@ -269,7 +269,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"totes: configuration error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except Exception as exc:  # one line, never a Java stack trace
-        from shared.pipeline import one_line
+        from shared.local.workflow import one_line
 
         print(f"totes: {one_line(exc)}", file=sys.stderr)
         return EXIT_FAILED

@@ -2,7 +2,7 @@
 
 Every module that builds, stores or loads a warehouse table reads this: the transforms conform their
 output to `STAR_SCHEMAS` (shared/transforms.py), the transform job writes those columns to the
-processed zone, and the warehouse DDL and load (shared/warehouse.py, shared/jobs/load.py) derive
+processed zone, and the warehouse DDL and load (shared/jdbc/warehouse.py, shared/jobs/load.py) derive
 their columns, keys, foreign keys and NOT NULL constraints from the exports below.
 
 Spark types are the ones the processed zone stores: Spark has no TIME type, so the `*_time` columns
@@ -25,7 +25,7 @@ from pyspark.sql.types import (
     StructType,
 )
 
-from shared.schema import MONEY, SOURCE_TABLES
+from shared.contract.source import MONEY, SOURCE_TABLES
 
 # The processed zone's representation of a PostgreSQL `time(3)`: Spark has no TIME type.
 TIME_FORMAT = "HH:mm:ss.SSS"

@@ -1,4 +1,4 @@
-"""Builds what AWS Glue runs: `python -m shared.glue_package --dist dist`, called by `make package`.
+"""Builds what AWS Glue runs: `python -m shared.local.glue_package --dist dist`, called by `make package`.
 
 Build-time only: this module is not in the zip it builds. The zip (`--extra-py-files`) holds exactly
 the modules the Glue scripts can import, the import closure of `glue_jobs/*.py` within the `shared`
@@ -143,10 +143,10 @@ def build_package(root: Path, dist: Path) -> list[str]:
 
 def main(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m shared.glue_package", description="Build what AWS Glue runs (make package)."
+        prog="python -m shared.local.glue_package", description="Build what AWS Glue runs (make package)."
     )
     parser.add_argument("--dist", type=Path, default=Path("dist"))
-    parser.add_argument("--root", type=Path, default=Path(__file__).resolve().parents[1])
+    parser.add_argument("--root", type=Path, default=Path(__file__).resolve().parents[2])
     options = parser.parse_args(argv)
     entries = build_package(options.root, options.dist)
     scripts = sorted(p.name for p in (options.dist / SCRIPTS).glob("*.py"))

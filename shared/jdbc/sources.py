@@ -10,8 +10,8 @@ and goes beyond it twice (docs/adr/0003-extract-bookmark-boundary.md, docs/relia
   transaction committed late with a timestamp behind the bookmark. The versions (primary key,
   last_updated) taken inside the window are remembered in the bookmark and skipped, so the window
   costs a re-read on PostgreSQL but never re-writes a row into the ingestion zone.
-Table names in SQL come only from the contract's allow-list (shared/schema.py), never from data.
-Called by the extract job through the runtime seam; shared/glue.py has the Glue-native twin.
+Table names in SQL come only from the contract's allow-list (shared/contract/source.py), never from data.
+Called by the extract job through the runtime seam; shared/runtime/glue.py has the Glue-native twin.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import IntegerType, StructField, StructType, TimestampType
 
 from shared.config import PgUrl
-from shared.schema import SOURCE_TABLES, SourceTable
+from shared.contract.source import SOURCE_TABLES, SourceTable
 
 TS_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 
@@ -63,7 +63,7 @@ class NotAllowListed(ValueError):
 
 
 def read_table(spark: SparkSession, url: PgUrl, table: str, **options: str) -> DataFrame:
-    """A lazily-read ToteSys table; `table` must be one of the contract's (shared/schema.py)."""
+    """A lazily-read ToteSys table; `table` must be one of the contract's (shared/contract/source.py)."""
     if table not in SOURCE_TABLES:
         raise NotAllowListed(
             f"{table!r} is not a ToteSys table of the contract; SQL is only built from the allow-list "

@@ -2,7 +2,7 @@
 
 Spark writes the data; this module writes the little JSON documents that say which data is
 complete. Local folders use write-to-temp-then-rename (atomic on POSIX); S3 uses PutObject, which is
-atomic per object. Used by the job runtime (shared/runtime.py) and by `totes status`.
+atomic per object. Used by the job runtime (shared/runtime/context.py) and by `totes status`.
 """
 
 from __future__ import annotations

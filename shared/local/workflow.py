@@ -3,10 +3,10 @@
 This is the local twin of the Glue workflow (a scheduled trigger starting extract, conditional
 triggers on SUCCEEDED for the next jobs). It holds the lake's run lock for the whole run, checks
 that the databases answer before starting Spark work, and returns one report per job.
-Every failure becomes one line with any password masked (`shared.registry.failure_reason`): that
+Every failure becomes one line with any password masked (`shared.runtime.registry.failure_reason`): that
 line is what the CLI prints and what the run history in the lake keeps. The jobs, what each needs
 reachable and how its failure is masked come from the one registry both runtimes use
-(shared/registry.py); this module adds the local reader and the lock.
+(shared/runtime/registry.py); this module adds the local reader and the lock.
 Called by `totes run` and by the integration tests.
 """
 
@@ -18,12 +18,20 @@ from datetime import timedelta
 from pyspark.sql import SparkSession
 
 from shared.config import Settings
+from shared.contract.source import SourceTable
+from shared.jdbc.sources import Increment, check_reachable, read_increment
 from shared.jobs import extract
-from shared.lake import run_lock
-from shared.registry import JOBS, databases_needed, failure_reason, job_spec, one_line, redact, run_registered
-from shared.runtime import JobContext, JobReport, LocalJobContext
-from shared.schema import SourceTable
-from shared.sources import Increment, check_reachable, read_increment
+from shared.lake.storage import run_lock
+from shared.runtime.context import JobContext, JobReport, LocalJobContext
+from shared.runtime.registry import (
+    JOBS,
+    databases_needed,
+    failure_reason,
+    job_spec,
+    one_line,
+    redact,
+    run_registered,
+)
 
 __all__ = ["JOBS", "JobFailed", "local_reader", "one_line", "redact", "run_job", "run_workflow"]
 
@@ -39,7 +47,7 @@ class JobFailed(RuntimeError):
 
 
 def local_reader(ctx: JobContext, table: SourceTable) -> Increment:
-    """The extract's incremental read with emulated Glue bookmarks (see shared/sources.py)."""
+    """The extract's incremental read with emulated Glue bookmarks (see shared/jdbc/sources.py)."""
     return read_increment(
         ctx.spark,
         ctx.settings.require_totesys(),
@@ -58,7 +66,7 @@ def run_job(name: str, spark: SparkSession, settings: Settings) -> JobReport:
 def run_workflow(spark: SparkSession, settings: Settings, jobs: Sequence[str] = JOBS) -> list[JobReport]:
     """Run `jobs` in order under the lake lock; stop at the first failure (raises JobFailed).
 
-    Every database one of the jobs needs (shared.registry) is checked before the first starts.
+    Every database one of the jobs needs (shared.runtime.registry) is checked before the first starts.
     """
     reports: list[JobReport] = []
     with run_lock(settings.state, f"totes run ({', '.join(jobs)})"):

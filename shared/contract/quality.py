@@ -2,7 +2,7 @@
 
 The transform job (shared/jobs/transform.py) calls `check_rows` on each table it reads from the
 ingestion zone, writes the rejected rows to the quarantine zone and builds the star from the valid
-ones only. A row that breaks the contract (SPEC.md section 1 as declared in shared/schema.py) never
+ones only. A row that breaks the contract (SPEC.md section 1 as declared in shared/contract/source.py) never
 aborts the run, never vanishes and is never silently coerced: it is set aside with every reason it
 fails, e.g. "units_sold: not positive (-5); currency_id: NULL in NOT NULL column".
 
@@ -20,8 +20,8 @@ from functools import reduce
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from shared.schema import CURRENCY_NAMES, SOURCE_TABLES, SourceTable
-from shared.star import UNIT_PRICE
+from shared.contract.source import CURRENCY_NAMES, SOURCE_TABLES, SourceTable
+from shared.contract.star import UNIT_PRICE
 
 CORRUPT_COLUMN = "_corrupt_record"  # Spark's JSON reader, PERMISSIVE mode, columnNameOfCorruptRecord
 REASON_COLUMN = "_reason"
@@ -140,7 +140,7 @@ def _transaction_type_rules(table: SourceTable) -> list[Rule]:
     ]
 
 
-# The rules named in SourceTable.checks (shared/schema.py), each given the table's contract.
+# The rules named in SourceTable.checks (shared/contract/source.py), each given the table's contract.
 TABLE_CHECKS: dict[str, Callable[[SourceTable], list[Rule]]] = {
     "units_sold_positive": lambda table: _quantity_rules(table, "units_sold"),
     "item_quantity_positive": lambda table: _quantity_rules(table, "item_quantity"),

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from shared.config import Settings, is_s3, join
-from shared.lake import read_json, storage_for
-from shared.schema import SOURCE_TABLES
+from shared.contract.source import SOURCE_TABLES
+from shared.lake.storage import read_json, storage_for
 
 RECENT_RUNS = 12
 TOP_REASONS = 5
@@ -124,7 +124,7 @@ def _lake_is_locked(settings: Settings) -> bool:
 
 
 def collect(settings: Settings) -> dict[str, Any]:
-    from shared.star import STAR_SCHEMAS
+    from shared.contract.star import STAR_SCHEMAS
 
     store = storage_for(settings.state)
     bookmarks = {}

@@ -91,7 +91,7 @@ _SERVER_SETTINGS: dict[str, str] = {
 }
 
 _PG_HBA = """\
-# Written by shared/embedded_pg.py: password (scram-sha-256) logins over TCP from this machine only.
+# Written by shared/local/embedded_pg.py: password (scram-sha-256) logins over TCP from this machine only.
 # TYPE  DATABASE  USER  ADDRESS       METHOD
 host    all       all   127.0.0.1/32  scram-sha-256
 """
@@ -296,7 +296,7 @@ class EmbeddedPostgres:
         (data / "pg_hba.conf").write_text(_PG_HBA)
         settings = "".join(f"{key} = {value}\n" for key, value in _SERVER_SETTINGS.items())
         with open(data / "postgresql.conf", "a") as conf:
-            conf.write("\n# --- shared/embedded_pg.py (later lines win) ---\n" + settings)
+            conf.write("\n# --- shared/local/embedded_pg.py (later lines win) ---\n" + settings)
         (self.root / _INITIALISED).write_text("ok\n")
         if owner is not None:
             _collect_orphans(keep=cluster)

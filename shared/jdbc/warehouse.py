@@ -9,7 +9,7 @@ version key makes a repeat a no-op). A failure anywhere, a migration's included,
 back: the warehouse is as it was.
 
 The schema is the migrations' job; `table_ddl` / `warehouse_ddl` derive the DDL the star
-(shared/star.py) implies, which tests compare with what the migrations build and the load checks
+(shared/contract/star.py) implies, which tests compare with what the migrations build and the load checks
 (`check_star_columns`) so that a star column without its migration is a clear error.
 Called by the load job (shared/jobs/load.py).
 """
@@ -26,8 +26,7 @@ from pyspark.sql.types import BooleanType, DataType, DateType, DecimalType, Inte
 
 from shared import migrations as _migrations
 from shared.config import PgUrl
-from shared.sources import java_reason, jdbc_connection
-from shared.star import (
+from shared.contract.star import (
     DIMENSION_KEYS,
     DIMENSION_TABLES,
     FACT_FOREIGN_KEYS,
@@ -38,6 +37,7 @@ from shared.star import (
     STAR_SCHEMAS,
     TIME_COLUMNS,
 )
+from shared.jdbc.sources import java_reason, jdbc_connection
 
 STAGING_SCHEMA = "etl_staging"
 # The migrations' bookkeeping lives in its own schema, so `public` holds exactly SPEC.md's tables.
@@ -300,7 +300,7 @@ def migrate(session: JdbcSession) -> list[str]:
 
 
 def missing_star_columns(present: dict[str, set[str]]) -> list[tuple[str, str]]:
-    """(table, column) of every star column (shared/star.py) absent from `present` (table -> columns)."""
+    """(table, column) of every star column (shared/contract/star.py) absent from `present` (table -> columns)."""
     return [
         (table, field.name)
         for table in LOAD_ORDER
@@ -324,7 +324,7 @@ def check_star_columns(session: JdbcSession) -> None:
     if missing:
         hints = "; ".join(add_column_sql(t, c) for t, c in missing)
         raise MigrationError(
-            f"the star (shared/star.py) has column(s) the migrated warehouse lacks: "
+            f"the star (shared/contract/star.py) has column(s) the migrated warehouse lacks: "
             f"{', '.join(f'{t}.{c}' for t, c in missing)}. Add a migration to shared/migrations/ "
             f"(docs/schema-changes.md), e.g. {hints}"
         )

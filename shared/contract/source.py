@@ -63,7 +63,7 @@ class Column:
 class SourceTable:
     name: str
     columns: tuple[Column, ...]
-    checks: tuple[str, ...] = field(default=())  # extra contract rules, see shared/quality.py
+    checks: tuple[str, ...] = field(default=())  # extra contract rules, see shared/contract/quality.py
 
     @property
     def primary_key(self) -> str:

@@ -4,7 +4,7 @@ Called by the `totes seed` / `totes simulate` CLI commands and by the tests, nev
 (they only read ToteSys, over JDBC, with read-only credentials).
 
 - `create_schema`: the 11 tables of SPEC.md section 1 (plus the `_prisma_migrations` table the
-  pipeline must ignore), built from the allow-list in `shared.schema.SOURCE_TABLES`.
+  pipeline must ignore), built from the allow-list in `shared.contract.source.SOURCE_TABLES`.
 - `seed_from_parquet`: loads a real snapshot (`shared/data/totesys-2024-11-15`), restoring the source
   types that Parquet lost, with COPY.
 - `seed_synthetic`: generates a ToteSys of any size inside PostgreSQL (INSERT ... SELECT over
@@ -31,7 +31,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from shared.schema import SOURCE_TABLES, SourceTable
+from shared.contract.source import SOURCE_TABLES, SourceTable
 
 
 class TotesysError(RuntimeError):

@@ -3,7 +3,7 @@
 Glue runs `glue_jobs/<job>.py`, which calls `main(job, sys.argv)`. `main` resolves the job arguments,
 starts the GlueContext, calls `job.init` first, builds the one typed `Settings` (secrets from
 Secrets Manager, never from job arguments), and runs the job from the one registry `totes run` uses
-locally (shared/registry.py: the same databases checked first, the same notes, the same masking). Where the runtimes differ (docs/glue.md):
+locally (shared/runtime/registry.py: the same databases checked first, the same notes, the same masking). Where the runtimes differ (docs/glue.md):
 
 - the extract reads with Glue's native JDBC job bookmarks (`glue_reader`), plus an optional
   look-back read outside the bookmark, de-duplicated by version key;
@@ -12,7 +12,7 @@ locally (shared/registry.py: the same databases checked first, the same notes, t
 
 Everything testable is a plain function taking its collaborators as arguments (the Glue `Job`, the
 GlueContext, the secret reader, the S3 client), so the tests run without Glue. What Glue runs is
-built by `shared.glue_package` (`make package`), which is not shipped.
+built by `shared.local.glue_package` (`make package`), which is not shipped.
 """
 
 from __future__ import annotations
@@ -31,18 +31,18 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from shared.config import _SSLMODES, RDS_CA_BUNDLE, VERIFYING_SSLMODES, ConfigError, PgUrl, Settings
-from shared.jobs import extract
-from shared.lake import RUN_ID_FORMAT, Storage
-from shared.registry import failure_reason, job_spec, run_registered
-from shared.runtime import JobContext, JobReport, LocalJobContext
-from shared.schema import SourceTable
-from shared.sources import (
+from shared.contract.source import SourceTable
+from shared.jdbc.sources import (
     Increment,
     check_reachable,
     contract_columns,
     extra_column_notes,
     read_table,
 )
+from shared.jobs import extract
+from shared.lake.storage import RUN_ID_FORMAT, Storage
+from shared.runtime.context import JobContext, JobReport, LocalJobContext
+from shared.runtime.registry import failure_reason, job_spec, run_registered
 
 
 class ArgumentNames(NamedTuple):
@@ -315,7 +315,7 @@ class GlueJobContext(LocalJobContext):
 
 # The tables that grow with the business (millions of rows at 100x the real volumes): their first,
 # full read is split into this many parallel JDBC queries on the primary key, the Glue twin of the
-# local partitioned read (shared/sources.py, docs/performance.md). Later reads are a few rows behind
+# local partitioned read (shared/jdbc/sources.py, docs/performance.md). Later reads are a few rows behind
 # the bookmark: one query, since every split query would scan the table for the bookmark again.
 PARALLEL_READ_TABLES = frozenset({"sales_order", "purchase_order", "transaction", "payment"})
 GLUE_HASH_PARTITIONS = 8
@@ -391,7 +391,7 @@ def lookback_anchor(previous_run_id: str | None, now: datetime) -> datetime:
     started), yet its `last_updated` is behind the bookmark; `last_updated` is set inside the writing
     transaction, so it is no earlier than that start minus the transaction's duration. The window
     only has to cover the longest ToteSys transaction plus clock skew, whatever the schedule. Run ids
-    are the UTC start times of runs (shared.lake.new_run_id).
+    are the UTC start times of runs (shared.lake.storage.new_run_id).
     """
     if previous_run_id:
         return datetime.strptime(previous_run_id, RUN_ID_FORMAT).replace(tzinfo=UTC)
@@ -463,7 +463,7 @@ def ship_ca_files(spark: SparkSession, settings: Settings, working_dir: Path | N
 
 
 def configure_session(spark: SparkSession) -> None:
-    """The session settings `shared.spark.build_spark` gives the local runtime, on Glue's session."""
+    """The session settings `shared.local.spark.build_spark` gives the local runtime, on Glue's session."""
     spark.conf.set("spark.sql.session.timeZone", "UTC")
     spark.conf.set("spark.sql.ansi.enabled", "false")
     spark.conf.set("spark.sql.sources.partitionOverwriteMode", "dynamic")
@@ -485,7 +485,7 @@ def run_glue_job(
 ) -> JobReport:
     """`job.init` first, then one registered job to its commit (which ends with `job.commit`).
 
-    The job comes from the registry `totes run` uses too (shared/registry.py): the same databases
+    The job comes from the registry `totes run` uses too (shared/runtime/registry.py): the same databases
     checked first, the same notes kept, the same masking of a failure. On failure: one line on
     stderr, the run recorded as FAILED in the run history (when the context exists), and the
     masked line raised as GlueJobFailed so Glue marks the run FAILED. `working_dir` is where Glue put the

@@ -5,7 +5,7 @@ A job's `run(ctx)` gets a `JobContext`: a SparkSession, the settings, bookmark s
 same semantics as Glue job bookmarks: state is per job and per transformation_ctx, read when the job
 starts, and advanced only by `commit()` at the end of a successful run. A run that dies before
 commit leaves the bookmarks where they were, so the next run reads the same data again.
-The Glue implementation lives in shared/glue.py, the only module that imports awsglue.
+The Glue implementation lives in shared/runtime/glue.py, the only module that imports awsglue.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 from pyspark.sql import SparkSession
 
 from shared.config import Settings, join
-from shared.lake import Storage, new_run_id, read_json, storage_for, write_json
+from shared.lake.storage import Storage, new_run_id, read_json, storage_for, write_json
 
 
 @dataclass
@@ -29,7 +29,7 @@ class TableStats:
     written: int = 0
     quarantined: int = 0
     loaded: int = 0
-    compacted_files: int = 0  # fact data files a compaction replaced (shared/compaction.py)
+    compacted_files: int = 0  # fact data files a compaction replaced (shared/lake/compaction.py)
 
 
 @dataclass

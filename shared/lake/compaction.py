@@ -31,8 +31,8 @@ from pyspark.sql import SparkSession
 from pyspark.sql.types import StringType, StructField, StructType
 
 from shared.config import join
-from shared.lake import Storage, read_json, write_json
-from shared.star import STAR_SCHEMAS
+from shared.contract.star import STAR_SCHEMAS
+from shared.lake.storage import Storage, read_json, write_json
 
 # A month partition holds at most this many data files before a run compacts it (one 20-minute run
 # appends one file): about 11 hours of appends, then one file again.

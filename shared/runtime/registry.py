@@ -1,9 +1,9 @@
 """The one job registry of both runtimes: what each job needs reachable, how it runs, how its
 failure is masked.
 
-`totes run`'s in-process workflow (shared/pipeline.py) and the Glue seam (shared/glue.py) both look
+`totes run`'s in-process workflow (shared/local/workflow.py) and the Glue seam (shared/runtime/glue.py) both look
 a job up here and run it with `run_registered(ctx, reader)`; only the extract's reader differs
-(`shared.pipeline.local_reader` with the emulated bookmarks, `shared.glue.glue_reader` with Glue's
+(`shared.local.workflow.local_reader` with the emulated bookmarks, `shared.runtime.glue.glue_reader` with Glue's
 own). So neither runtime can lose what the other does: the databases checked before a job starts,
 the notes a succeeded job leaves in its run history (e.g. source columns not in the contract), and
 the masking of a failure's one line (the configured passwords, and anything shaped like one).
@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from shared.config import ConfigError, PgUrl, Settings
+from shared.jdbc.sources import SchemaDrift, SourceUnreachable
+from shared.jdbc.warehouse import WarehouseError
 from shared.jobs import extract, load, transform
 from shared.jobs.extract import Reader
-from shared.lake import LakeLocked
-from shared.runtime import JobContext, JobReport, LocalJobContext
-from shared.sources import SchemaDrift, SourceUnreachable
-from shared.warehouse import WarehouseError
+from shared.lake.storage import LakeLocked
+from shared.runtime.context import JobContext, JobReport, LocalJobContext
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,7 @@ def one_line(exc: BaseException) -> str:
     if isinstance(exc, SourceUnreachable | SchemaDrift | WarehouseError | ConfigError | LakeLocked):
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     else:
-        from shared.sources import java_reason
+        from shared.jdbc.sources import java_reason
 
         text = f"{type(exc).__name__}: {java_reason(exc)}"
     return redact(text)
