@@ -36,7 +36,7 @@ from pyspark.sql import functions as F
 
 from shared import migrations
 from shared import transforms as T
-from shared.contract import star
+from shared.contract import registry, star
 from shared.contract.source import MONEY
 from shared.contract.star import FACT_VERSION_KEYS, STAR_TABLES, StarTable
 from shared.jdbc.warehouse import MIGRATIONS_TABLE
@@ -103,8 +103,11 @@ def apply_the_change(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setitem(
             star.NULLABLE_COLUMNS, name, frozenset(c.name for c in table.columns if c.nullable)
         )
-    monkeypatch.setitem(transform_job.DIMENSIONS, "dim_staff", (dim_staff, ("staff", "department")))
-    monkeypatch.setitem(transform_job.FACTS, "fact_sales_order", fact_sales_order)
+    # shared/contract/registry.py names the builders; the change is in the builders themselves.
+    for name, builder in (("dim_staff", dim_staff), ("fact_sales_order", fact_sales_order)):
+        monkeypatch.setitem(
+            registry.STAR_BUILDS, name, dataclasses.replace(registry.STAR_BUILDS[name], build=builder)
+        )
     change = Migration(2, "staff_manager_and_sales_value", MIGRATION_SQL)
     monkeypatch.setattr(migrations, "MIGRATIONS", (*migrations.MIGRATIONS, change))
 

@@ -19,7 +19,6 @@ Called by glue_jobs/transform.py (Glue) and `totes run` (locally) through `run()
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -30,6 +29,14 @@ from pyspark.sql.types import DateType, IntegerType, StringType, StructField, St
 from shared import transforms as T
 from shared.config import join
 from shared.contract.quality import CORRUPT_COLUMN, REASON_COLUMN, check_rows, referenced_keys
+from shared.contract.registry import (
+    DIMENSIONS,
+    FACT_OF_SOURCE,
+    FACTS,
+    LATEST_TABLES,
+    STAR_BUILDS,
+    VALIDATION_ORDER,
+)
 from shared.contract.source import SOURCE_TABLES
 from shared.contract.star import FACT_FOREIGN_KEYS, FACT_SOURCES, FACT_VERSION_KEYS, STAR_SCHEMAS
 from shared.jobs.extract import JSON_TIMESTAMP_FORMAT, ingestion_path, manifest_path
@@ -45,32 +52,6 @@ BOOKMARK = "transform_state"
 # a big batch's JSON is not parsed twice.
 SMALL_BATCH_ROWS = 100_000
 PARTITION_COLUMNS = ("created_year", "created_month")
-
-# Source tables whose latest state is kept: the inputs of the dimensions.
-LATEST_TABLES = frozenset(
-    {"address", "department", "design", "currency", "payment_type", "staff", "counterparty", "transaction"}
-)
-FACT_OF_SOURCE = {source: fact for fact, (source, _) in FACT_SOURCES.items()}
-# Validation order: every table after the tables its foreign keys point at.
-VALIDATION_ORDER = (
-    "address", "department", "design", "currency", "payment_type", "staff", "counterparty",
-    "sales_order", "purchase_order", "transaction", "payment",
-)  # fmt: skip
-
-DIMENSIONS: dict[str, tuple[Callable[..., DataFrame], tuple[str, ...]]] = {
-    "dim_location": (T.dim_location, ("address",)),
-    "dim_staff": (T.dim_staff, ("staff", "department")),
-    "dim_currency": (T.dim_currency, ("currency",)),
-    "dim_design": (T.dim_design, ("design",)),
-    "dim_counterparty": (T.dim_counterparty, ("counterparty", "address")),
-    "dim_payment_type": (T.dim_payment_type, ("payment_type",)),
-    "dim_transaction": (T.dim_transaction, ("transaction",)),
-}
-FACTS: dict[str, Callable[[DataFrame], DataFrame]] = {
-    "fact_sales_order": T.fact_sales_order,
-    "fact_purchase_order": T.fact_purchase_order,
-    "fact_payment": T.fact_payment,
-}
 
 
 def current_path(processed: str) -> str:
@@ -273,7 +254,8 @@ def run(ctx: JobContext) -> dict[str, Any] | None:
 
     checkpoint("transform:mid")
     with ctx.phase("dimensions build + write"):
-        for dim, (builder, inputs) in DIMENSIONS.items():
+        for dim in DIMENSIONS:
+            builder, inputs = STAR_BUILDS[dim].build, STAR_BUILDS[dim].inputs
             if not (changed_sources.intersection(inputs) or dim in reshaped) or not all(
                 i in latest for i in inputs
             ):
@@ -303,7 +285,8 @@ def run(ctx: JobContext) -> dict[str, Any] | None:
     date_bounds: list[tuple[Any, Any]] = []
     new_partitions: dict[str, list[tuple[int, int]]] = {}
     with ctx.phase("facts dedupe + append"):
-        for fact, builder in FACTS.items():
+        for fact in FACTS:
+            builder = STAR_BUILDS[fact].build
             batch = with_partitions(builder(valid[FACT_SOURCES[fact][0]]).dropDuplicates(version_key(fact)))
             on_disk = existing_partitions(spark, processed, fact, batch)
             fresh = keep(uncommitted_versions(batch, on_disk, fact, committed_run, ctx.run_id))
