@@ -4,7 +4,8 @@ Each builder is named after the table it builds and returns exactly the columns 
 `shared.contract.star.STAR_SCHEMAS[table]`, in order; lineage columns of the inputs (`_extract_run_id` ...)
 are dropped. Inputs have the source Spark schemas of `shared.contract.source.SOURCE_TABLES` and have already
 passed validation (shared/contract/quality.py), so foreign keys resolve and business dates parse. No I/O, no
-configuration, no actions: the transform job (shared/jobs/transform.py) wires them to the lake.
+configuration, no actions: shared/contract/registry.py names each star table's builder and inputs,
+and the transform job (shared/jobs/transform/) wires them to the lake.
 
 Built-in Spark functions only (no Python UDFs), ANSI mode off, session time zone UTC.
 """

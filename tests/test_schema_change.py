@@ -41,6 +41,8 @@ from shared.contract.source import MONEY
 from shared.contract.star import FACT_VERSION_KEYS, STAR_TABLES, StarTable
 from shared.jdbc.warehouse import MIGRATIONS_TABLE
 from shared.jobs import transform as transform_job
+from shared.jobs.transform.tables import read_processed
+from shared.lake.layout import LakeLayout
 from shared.local import totesys
 from shared.local.workflow import run_workflow
 from shared.migrations import Migration
@@ -263,9 +265,7 @@ def test_the_lake_and_catalog_have_the_new_columns(change, monkeypatch) -> None:
     compacted = change["reports"]["transform"].tables["fact_sales_order"].compacted_files
     assert compacted >= 2
     versions = (
-        transform_job.read_processed(
-            spark, "fact_sales_order", transform_job.fact_path(settings.processed, "fact_sales_order")
-        )
+        read_processed(spark, "fact_sales_order", LakeLayout.of(settings).table("fact_sales_order"))
         .where("sales_order_id = 1")
         .orderBy("last_updated_date", "last_updated_time")
         .select("gross_value")

@@ -397,7 +397,7 @@ D = date(2024, 11, 15)
 
 
 def test_uncommitted_versions_drops_committed_adopts_a_dead_runs_and_stamps_new_ones(spark):
-    from shared.jobs.transform import ON_DISK_RUN, uncommitted_versions
+    from shared.jobs.transform.facts import ON_DISK_RUN, uncommitted_versions
 
     batch = spark.createDataFrame(
         [
@@ -429,7 +429,7 @@ def test_uncommitted_versions_drops_committed_adopts_a_dead_runs_and_stamps_new_
 
 
 def test_uncommitted_versions_of_a_new_table_are_all_new(spark):
-    from shared.jobs.transform import ON_DISK_RUN, uncommitted_versions
+    from shared.jobs.transform.facts import ON_DISK_RUN, uncommitted_versions
 
     batch = spark.createDataFrame([(3, D, "07:55:11.885", 2024, 11)], VERSION)
     fresh = uncommitted_versions(batch, None, "fact_payment", committed_run="", run_id="r1")
