@@ -359,28 +359,6 @@ def test_fact_payment_drops_the_account_numbers(spark):
     assert_star(actual, star(spark, "fact_payment", expected))
 
 
-def test_fact_dates_lists_every_date_a_fact_refers_to_once(spark):
-    sales = [
-        (2, date(2022, 11, 3), "14:20:52.186", date(2022, 11, 3), "14:20:52.186", 19, 8, 42972,
-         Decimal("3.94"), 2, 3, date(2022, 11, 8), date(2022, 11, 7), 8),
-        (3, date(2022, 11, 3), "14:20:52.188", date(2024, 2, 29), "07:55:11.885", 10, 4, 65839,
-         Decimal("2.91"), 3, 4, date(2022, 11, 7), date(2022, 11, 6), 19),
-    ]  # fmt: skip
-    # extra columns, as the processed zone has them
-    fact = star(spark, "fact_sales_order", sales).withColumn("transform_run_id", F.lit("run-1"))
-
-    actual = T.fact_dates(fact)
-
-    expected = dates(spark, date(2022, 11, 3), date(2022, 11, 6), date(2022, 11, 7), date(2022, 11, 8),
-                     date(2024, 2, 29))  # fmt: skip
-    assert_df_equality(ordered(actual, "date"), expected, ignore_nullable=True)
-
-
-def test_fact_dates_needs_a_fact(spark):
-    with pytest.raises(T.StarSchemaError, match="exactly one of"):
-        T.fact_dates(star(spark, "dim_date", []))
-
-
 # --------------------------------------------------------------------------- fact versions to publish
 
 VERSION = StructType(
