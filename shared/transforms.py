@@ -4,7 +4,8 @@ Each builder is named after the table it builds and returns exactly the columns 
 `shared.contract.star.STAR_SCHEMAS[table]`, in order; lineage columns of the inputs (`_extract_run_id` ...)
 are dropped. Inputs have the source Spark schemas of `shared.contract.source.SOURCE_TABLES` and have already
 passed validation (shared/contract/quality.py), so foreign keys resolve and business dates parse. No I/O, no
-configuration, no actions: the transform job (shared/jobs/transform.py) wires them to the lake.
+configuration, no actions: shared/contract/registry.py names each star table's builder and inputs,
+and the transform job (shared/jobs/transform/) wires them to the lake.
 
 Built-in Spark functions only (no Python UDFs), ANSI mode off, session time zone UTC.
 """
@@ -18,7 +19,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import DateType, DecimalType
 
 from shared.contract.source import CURRENCY_NAMES, SOURCE_TABLES
-from shared.contract.star import FACT_FOREIGN_KEYS, FACT_TABLES, STAR_SCHEMAS, TIME_FORMAT
+from shared.contract.star import STAR_SCHEMAS, TIME_FORMAT
 
 # English names, indexed explicitly rather than with date_format('EEEE'), so that no JVM locale
 # can ever change them.
@@ -360,25 +361,3 @@ def fact_payment(payment: DataFrame) -> DataFrame:
         ),
         "fact_payment",
     )
-
-
-def fact_dates(fact: DataFrame) -> DataFrame:
-    """Every distinct date a fact table refers to (its columns that reference dim_date).
-
-    Args:
-        fact: Rows of one fact table (extra columns, e.g. partitions or run ids, are fine).
-
-    Returns:
-        One DateType column `date`, distinct, without NULLs: the input of `dim_date`.
-
-    Raises:
-        StarSchemaError: `fact` does not have the columns of exactly one fact table.
-    """
-    matches = [t for t in FACT_TABLES if set(STAR_SCHEMAS[t].names) <= set(fact.columns)]
-    if len(matches) != 1:
-        raise StarSchemaError(
-            f"fact_dates: expected the columns of exactly one of {list(FACT_TABLES)}, got {fact.columns}"
-        )
-    columns = [c for c, dimension in FACT_FOREIGN_KEYS[matches[0]].items() if dimension == "dim_date"]
-    dates = fact.select(F.explode(F.array(*columns)).alias("date"))
-    return dates.where(F.col("date").isNotNull()).distinct()

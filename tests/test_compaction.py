@@ -18,15 +18,14 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from shared.config import join
-from shared.jobs.transform import PARTITION_COLUMNS, partition_path
 from shared.lake.compaction import (
-    FOLDER,
     CompactionError,
     compact_partition,
     data_files,
     file_schema,
     recover,
 )
+from shared.lake.layout import COMPACTION_FOLDER, PARTITION_COLUMNS, LakeLayout
 from shared.lake.storage import LocalStorage
 
 FACT = "fact_payment"
@@ -70,8 +69,8 @@ def table(spark, tmp_path) -> str:
 def test_a_partition_of_many_files_becomes_one_file_with_the_same_rows(spark, table) -> None:
     storage, november, october = (
         LocalStorage(),
-        partition_path(table, 2024, 11),
-        partition_path(table, 2024, 10),
+        LakeLayout.partition(table, 2024, 11),
+        LakeLayout.partition(table, 2024, 10),
     )
     before = fact_table(spark, table)
     assert len(data_files(storage, november)) == 5
@@ -84,7 +83,7 @@ def test_a_partition_of_many_files_becomes_one_file_with_the_same_rows(spark, ta
     assert Path(only).name.startswith("compacted-run-9-part-")
     assert len(data_files(storage, october)) == 2  # other months untouched
     assert_df_equality(fact_table(spark, table), before)  # same rows, same run ids, nothing twice
-    assert not Path(table, FOLDER).exists() or not any(Path(table, FOLDER).iterdir())
+    assert not Path(table, COMPACTION_FOLDER).exists() or not any(Path(table, COMPACTION_FOLDER).iterdir())
     assert compact_partition(spark, storage, FACT, table, november, "run-10") == 0  # one file: nothing to do
 
 
@@ -113,7 +112,7 @@ class CrashingStorage(LocalStorage):
 
 @pytest.mark.parametrize("at", ["write_text", "move", "delete"])
 def test_a_run_that_dies_mid_compaction_is_finished_or_undone_by_the_next(spark, table, at) -> None:
-    november = partition_path(table, 2024, 11)
+    november = LakeLayout.partition(table, 2024, 11)
     before = fact_table(spark, table)
 
     with pytest.raises(KeyboardInterrupt):
@@ -125,17 +124,17 @@ def test_a_run_that_dies_mid_compaction_is_finished_or_undone_by_the_next(spark,
     assert finished == ([] if at == "write_text" else [november])
     assert len(data_files(LocalStorage(), november)) == (5 if at == "write_text" else 1)
     assert_df_equality(fact_table(spark, table), before)
-    assert LocalStorage().list_names(join(table, FOLDER)) == []
+    assert LocalStorage().list_names(join(table, COMPACTION_FOLDER)) == []
 
 
 def test_a_compaction_that_would_change_the_row_count_switches_nothing(spark, table, monkeypatch) -> None:
-    november = partition_path(table, 2024, 11)
+    november = LakeLayout.partition(table, 2024, 11)
     before = fact_table(spark, table)
     real_parquet = type(spark.read).parquet
 
     def one_row_short(reader, *paths):  # what a truncated write would look like when counted
         df = real_parquet(reader, *paths)
-        return df.limit(int(df.count()) - 1) if f"/{FOLDER}/" in paths[0] else df
+        return df.limit(int(df.count()) - 1) if f"/{COMPACTION_FOLDER}/" in paths[0] else df
 
     monkeypatch.setattr(type(spark.read), "parquet", one_row_short)
     with pytest.raises(CompactionError, match=r"fact_payment created_year=2024/created_month=11: .* 49 rows"):
@@ -144,4 +143,4 @@ def test_a_compaction_that_would_change_the_row_count_switches_nothing(spark, ta
 
     assert len(data_files(LocalStorage(), november)) == 5
     assert_df_equality(fact_table(spark, table), before)
-    assert LocalStorage().list_names(join(table, FOLDER)) == []
+    assert LocalStorage().list_names(join(table, COMPACTION_FOLDER)) == []

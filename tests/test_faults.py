@@ -26,7 +26,7 @@ from faults_support import (
 
 from shared.config import Settings
 from shared.contract.star import FACT_TABLES
-from shared.jobs.transform import current_path
+from shared.lake.layout import LakeLayout
 from shared.lake.storage import read_json, storage_for
 from shared.local import status, totesys
 from shared.local.workflow import JOBS, run_workflow
@@ -66,7 +66,7 @@ def test_sigkill_then_next_run_recovers_exactly(spark, dbs, reference, point) ->
     # What the dead run left is never read as complete.
     ingestion = storage_for(settings.ingestion)
     manifests = ingestion.list_names(str(lake / "ingestion" / "_manifests"))
-    published = read_json(storage_for(settings.processed), current_path(settings.processed))
+    published = read_json(storage_for(settings.processed), LakeLayout.of(settings).published)
     facts_loaded = count(warehouse, "fact_sales_order")
     if point == "extract:mid":
         assert (lake / "ingestion").is_dir() and manifests == []

@@ -1,10 +1,12 @@
-"""Retention of dimension versions and latest snapshots (transform.prune_versions) on real folders."""
+"""Retention of dimension versions and latest snapshots (shared/jobs/transform/retention.py) on real folders."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from shared.jobs.transform import changes_path, prune_versions, version_path
+from shared.jobs.transform.retention import prune_versions
+from shared.lake.documents import TableEntry, TransformState
+from shared.lake.layout import LakeLayout
 from shared.lake.storage import LocalStorage
 
 
@@ -14,23 +16,25 @@ def make(path: str) -> str:
     return path
 
 
-def test_only_versions_no_state_points_at_and_beyond_the_newest_are_deleted(tmp_path) -> None:
-    processed = str(tmp_path / "processed")
-    runs = [f"2026113{d}T000000000000Z" for d in range(6)]  # sorted in time order
-    staff = [make(version_path(processed, "dim_staff", r)) for r in runs]
-    changes = [make(changes_path(processed, "dim_staff", r)) for r in runs]
-    latest = [make(version_path(f"{processed}/_latest", "staff", r)) for r in runs]
-    dim_date = make(version_path(processed, "dim_date", runs[0]))  # alone: one of the newest
-    committed = {"latest": {"staff": latest[0]}, "tables": {"dim_staff": {"location": staff[1]}}}
-    new = {
-        "latest": {"staff": latest[5]},
-        "tables": {
-            "dim_staff": {"location": staff[5], "changes": changes[5]},
-            "dim_date": {"location": dim_date},
-        },
-    }
+def dimension(location: str, changes: str | None = None) -> TableEntry:
+    return TableEntry(location, changed_run=Path(location).name, kind="dimension", changes=changes)
 
-    deleted = prune_versions(LocalStorage(), processed, [committed, new], keep=3)
+
+def test_only_versions_no_state_points_at_and_beyond_the_newest_are_deleted(tmp_path) -> None:
+    layout = LakeLayout(*(str(tmp_path / zone) for zone in ("ingestion", "processed", "quarantine", "state")))
+    processed = layout.processed
+    runs = [f"2026113{d}T000000000000Z" for d in range(6)]  # sorted in time order
+    staff = [make(layout.version("dim_staff", r)) for r in runs]
+    changes = [make(layout.changes("dim_staff", r)) for r in runs]
+    latest = [make(layout.latest_version("staff", r)) for r in runs]
+    dim_date = make(layout.version("dim_date", runs[0]))  # alone: one of the newest
+    committed = TransformState(latest={"staff": latest[0]}, tables={"dim_staff": dimension(staff[1])})
+    new = TransformState(
+        latest={"staff": latest[5]},
+        tables={"dim_staff": dimension(staff[5], changes[5]), "dim_date": dimension(dim_date)},
+    )
+
+    deleted = prune_versions(LocalStorage(), layout, [committed, new], keep=3)
 
     def left(folder: str) -> list[str]:
         return sorted(p.name for p in Path(processed, folder).iterdir())

@@ -36,11 +36,13 @@ from pyspark.sql import functions as F
 
 from shared import migrations
 from shared import transforms as T
-from shared.contract import star
+from shared.contract import registry, star
 from shared.contract.source import MONEY
 from shared.contract.star import FACT_VERSION_KEYS, STAR_TABLES, StarTable
 from shared.jdbc.warehouse import MIGRATIONS_TABLE
 from shared.jobs import transform as transform_job
+from shared.jobs.transform.tables import read_processed
+from shared.lake.layout import LakeLayout
 from shared.local import totesys
 from shared.local.workflow import run_workflow
 from shared.migrations import Migration
@@ -103,8 +105,11 @@ def apply_the_change(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setitem(
             star.NULLABLE_COLUMNS, name, frozenset(c.name for c in table.columns if c.nullable)
         )
-    monkeypatch.setitem(transform_job.DIMENSIONS, "dim_staff", (dim_staff, ("staff", "department")))
-    monkeypatch.setitem(transform_job.FACTS, "fact_sales_order", fact_sales_order)
+    # shared/contract/registry.py names the builders; the change is in the builders themselves.
+    for name, builder in (("dim_staff", dim_staff), ("fact_sales_order", fact_sales_order)):
+        monkeypatch.setitem(
+            registry.STAR_BUILDS, name, dataclasses.replace(registry.STAR_BUILDS[name], build=builder)
+        )
     change = Migration(2, "staff_manager_and_sales_value", MIGRATION_SQL)
     monkeypatch.setattr(migrations, "MIGRATIONS", (*migrations.MIGRATIONS, change))
 
@@ -260,9 +265,7 @@ def test_the_lake_and_catalog_have_the_new_columns(change, monkeypatch) -> None:
     compacted = change["reports"]["transform"].tables["fact_sales_order"].compacted_files
     assert compacted >= 2
     versions = (
-        transform_job.read_processed(
-            spark, "fact_sales_order", transform_job.fact_path(settings.processed, "fact_sales_order")
-        )
+        read_processed(spark, "fact_sales_order", LakeLayout.of(settings).table("fact_sales_order"))
         .where("sales_order_id = 1")
         .orderBy("last_updated_date", "last_updated_time")
         .select("gross_value")

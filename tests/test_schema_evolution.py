@@ -1,5 +1,5 @@
 """Processed and `_latest` Parquet written before a column existed is read with the contract's schema
-(shared/jobs/transform.py `read_processed`, `read_latest`): the new column reads as NULL in the old
+(shared/jobs/transform/tables.py `read_processed`, `read_latest`): the new column reads as NULL in the old
 files and is kept in the new ones, whichever file Spark would have sampled for the schema.
 """
 
@@ -14,7 +14,7 @@ from pyspark.sql.types import StructType
 
 from shared.contract import star
 from shared.contract.source import MONEY, SOURCE_TABLES
-from shared.jobs.transform import processed_schema, read_latest, read_processed
+from shared.jobs.transform.tables import processed_schema, read_latest, read_processed
 
 pytestmark = pytest.mark.integration
 

@@ -359,28 +359,6 @@ def test_fact_payment_drops_the_account_numbers(spark):
     assert_star(actual, star(spark, "fact_payment", expected))
 
 
-def test_fact_dates_lists_every_date_a_fact_refers_to_once(spark):
-    sales = [
-        (2, date(2022, 11, 3), "14:20:52.186", date(2022, 11, 3), "14:20:52.186", 19, 8, 42972,
-         Decimal("3.94"), 2, 3, date(2022, 11, 8), date(2022, 11, 7), 8),
-        (3, date(2022, 11, 3), "14:20:52.188", date(2024, 2, 29), "07:55:11.885", 10, 4, 65839,
-         Decimal("2.91"), 3, 4, date(2022, 11, 7), date(2022, 11, 6), 19),
-    ]  # fmt: skip
-    # extra columns, as the processed zone has them
-    fact = star(spark, "fact_sales_order", sales).withColumn("transform_run_id", F.lit("run-1"))
-
-    actual = T.fact_dates(fact)
-
-    expected = dates(spark, date(2022, 11, 3), date(2022, 11, 6), date(2022, 11, 7), date(2022, 11, 8),
-                     date(2024, 2, 29))  # fmt: skip
-    assert_df_equality(ordered(actual, "date"), expected, ignore_nullable=True)
-
-
-def test_fact_dates_needs_a_fact(spark):
-    with pytest.raises(T.StarSchemaError, match="exactly one of"):
-        T.fact_dates(star(spark, "dim_date", []))
-
-
 # --------------------------------------------------------------------------- fact versions to publish
 
 VERSION = StructType(
@@ -397,7 +375,7 @@ D = date(2024, 11, 15)
 
 
 def test_uncommitted_versions_drops_committed_adopts_a_dead_runs_and_stamps_new_ones(spark):
-    from shared.jobs.transform import ON_DISK_RUN, uncommitted_versions
+    from shared.jobs.transform.facts import ON_DISK_RUN, uncommitted_versions
 
     batch = spark.createDataFrame(
         [
@@ -429,7 +407,7 @@ def test_uncommitted_versions_drops_committed_adopts_a_dead_runs_and_stamps_new_
 
 
 def test_uncommitted_versions_of_a_new_table_are_all_new(spark):
-    from shared.jobs.transform import ON_DISK_RUN, uncommitted_versions
+    from shared.jobs.transform.facts import ON_DISK_RUN, uncommitted_versions
 
     batch = spark.createDataFrame([(3, D, "07:55:11.885", 2024, 11)], VERSION)
     fresh = uncommitted_versions(batch, None, "fact_payment", committed_run="", run_id="r1")

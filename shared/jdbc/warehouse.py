@@ -26,15 +26,15 @@ from pyspark.sql.types import BooleanType, DataType, DateType, DecimalType, Inte
 
 from shared import migrations as _migrations
 from shared.config import PgUrl
+from shared.contract.ordering import dependency_order
 from shared.contract.star import (
     DIMENSION_KEYS,
-    DIMENSION_TABLES,
     FACT_FOREIGN_KEYS,
     FACT_RECORD_IDS,
-    FACT_TABLES,
     FACT_VERSION_KEYS,
     NULLABLE_COLUMNS,
     STAR_SCHEMAS,
+    STAR_TABLES,
     TIME_COLUMNS,
 )
 from shared.jdbc.sources import java_reason, jdbc_connection
@@ -52,8 +52,12 @@ MIGRATION_LOCK = 7_464_849_901  # "totes" as digits; any constant no other clien
 # ALTERs hold the fact and its dimensions locked until the commit, which only a bulk load (the
 # first one, or a catch-up after a long outage) pays; a 20-minute increment keeps them.
 BULK_FACT_ROWS = 100_000
-# FK-safe order: dimensions (dim_date first) before the facts that reference them.
-LOAD_ORDER: tuple[str, ...] = (*DIMENSION_TABLES, *FACT_TABLES)
+# FK-safe order, derived from the star's foreign keys: every table after the tables it references
+# (so dimensions before facts), ties by name.
+LOAD_ORDER: tuple[str, ...] = dependency_order(
+    {table: set(FACT_FOREIGN_KEYS.get(table, {}).values()) for table in STAR_TABLES},
+    "the star's foreign keys",
+)
 
 
 class WarehouseError(RuntimeError):

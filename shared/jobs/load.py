@@ -11,29 +11,28 @@ Called by glue_jobs/load.py (Glue) and `totes run` (locally) through `run()`.
 
 from __future__ import annotations
 
-from typing import Any
-
 from pyspark.sql import functions as F
 
 from shared.contract.star import FACT_VERSION_KEYS, STAR_SCHEMAS
 from shared.jdbc.warehouse import LOAD_ORDER, apply_load, prepare_staging, staging_table
-from shared.jobs.transform import current_path, read_processed
-from shared.lake.storage import read_json, storage_for
+from shared.jobs.transform.tables import LINEAGE_COLUMN, read_processed
+from shared.lake.documents import LoadBookmark, Published, read_document
+from shared.lake.layout import LakeLayout
+from shared.lake.storage import storage_for
 from shared.runtime.context import JobContext
 from shared.runtime.faults import checkpoint
 
-BOOKMARK = "load_watermark"
+BOOKMARK = "load_watermark"  # the bookmark context holding the LoadBookmark: a stable name
 
 
 def run(ctx: JobContext) -> dict[str, int] | None:
     """Load every transform run published after the bookmark; commit. Returns rows changed per table."""
     spark, settings = ctx.spark, ctx.settings
     warehouse = settings.require_warehouse()
-    published: dict[str, Any] | None = read_json(
-        storage_for(settings.processed), current_path(settings.processed)
-    )
-    watermark: str = (ctx.bookmark(BOOKMARK) or {}).get("transform_run_id", "")
-    if published is None or published["run_id"] <= watermark:
+    layout = LakeLayout.of(settings)
+    published = read_document(storage_for(layout.processed), layout.published, Published)
+    watermark = LoadBookmark.from_json(ctx.bookmark(BOOKMARK)).transform_run_id
+    if published is None or published.run_id <= watermark:
         with ctx.phase("warehouse migrations"):
             apply_load(spark, warehouse, [])  # nothing to load: the pending migrations only
         ctx.commit()
@@ -44,18 +43,18 @@ def run(ctx: JobContext) -> dict[str, int] | None:
     staged: list[str] = []
     with ctx.phase("stage (jdbc write)"):
         for table in LOAD_ORDER:
-            entry = published["tables"].get(table)
-            if entry is None or entry["changed_run"] <= watermark:
+            entry = published.tables.get(table)
+            if entry is None or entry.changed_run <= watermark:
                 continue
             # A dimension version that records its changes since a version already loaded is
             # staged by those changes only; otherwise (first load, missed runs) in full.
-            incremental = entry.get("changes") and watermark and entry.get("changes_since", "~") <= watermark
+            changes = entry.changes_after(watermark)
             # With the star's schema: a fact's files from before a column was added read it as NULL.
-            rows = read_processed(spark, table, entry["changes"] if incremental else entry["location"])
+            rows = read_processed(spark, table, changes or entry.location)
             if table in FACT_VERSION_KEYS:
                 rows = rows.where(
-                    (F.col("transform_run_id") > F.lit(watermark))
-                    & (F.col("transform_run_id") <= F.lit(published["run_id"]))
+                    (F.col(LINEAGE_COLUMN) > F.lit(watermark))
+                    & (F.col(LINEAGE_COLUMN) <= F.lit(published.run_id))
                 )
             rows = rows.select([f.name for f in STAR_SCHEMAS[table].fields])
             (
@@ -81,6 +80,6 @@ def run(ctx: JobContext) -> dict[str, int] | None:
     checkpoint("load:after_apply")
     for table, count in changed.items():
         ctx.report.table(table).loaded = count
-    ctx.set_bookmark(BOOKMARK, {"transform_run_id": published["run_id"]})
+    ctx.set_bookmark(BOOKMARK, LoadBookmark(published.run_id).to_json())
     ctx.commit()
     return changed

@@ -1,6 +1,6 @@
 """Fact partition compaction: many small appended files of a month -> one file, never losing a row.
 
-Every transform run appends one file to each month partition it touches (shared/jobs/transform.py),
+Every transform run appends one file to each month partition it touches (shared/jobs/transform/facts.py),
 so 20-minute runs would leave about 72 small files a day in the current month. When a run leaves
 a partition with more than `COMPACT_ABOVE_FILES` data files, it rewrites them into one:
 
@@ -32,12 +32,12 @@ from pyspark.sql.types import StringType, StructField, StructType
 
 from shared.config import join
 from shared.contract.star import STAR_SCHEMAS
+from shared.lake.layout import LakeLayout
 from shared.lake.storage import Storage, read_json, write_json
 
 # A month partition holds at most this many data files before a run compacts it (one 20-minute run
 # appends one file): about 11 hours of appends, then one file again.
 COMPACT_ABOVE_FILES = 32
-FOLDER = "_compaction"
 
 
 class CompactionError(RuntimeError):
@@ -77,7 +77,7 @@ def compact_partition(
     if len(replaced) <= max(above, 1):
         return 0
     relative = partition[len(location) :].strip("/")
-    staging_root = join(location, FOLDER, run_id)
+    staging_root = LakeLayout.compaction_staging(location, run_id)
     staging = join(staging_root, relative)
     rows = spark.read.schema(file_schema(fact)).parquet(*replaced)
     rows.coalesce(1).write.mode("errorifexists").parquet(staging)
@@ -97,7 +97,7 @@ def compact_partition(
         "replaced": replaced,
         "staging": staging_root,
     }
-    journal_path = join(location, FOLDER, f"{run_id}.json")
+    journal_path = LakeLayout.compaction_journal(location, run_id)
     write_json(storage, journal_path, journal)
     _switch(storage, journal, journal_path)
     return len(replaced)
@@ -120,16 +120,15 @@ def recover(storage: Storage, locations: Iterable[str]) -> list[str]:
     """
     finished = []
     for location in locations:
-        folder = join(location, FOLDER)
-        names = storage.list_names(folder)
-        for name in names:
+        folder = LakeLayout.compaction_folder(location)
+        for name in storage.list_names(folder):
             if name.endswith(".json"):
-                journal_path = join(folder, name)
+                journal_path = LakeLayout.compaction_journal(location, name.removesuffix(".json"))
                 journal = read_json(storage, journal_path)
                 if journal is not None:
                     _switch(storage, journal, journal_path)
                     finished.append(journal["partition"])
         for name in storage.list_names(folder):  # staging folders without a journal: never switched
             if not name.endswith(".json"):
-                storage.delete(join(folder, name))
+                storage.delete(LakeLayout.compaction_staging(location, name))
     return finished

@@ -106,6 +106,13 @@ class TableEntry:
     min: str | None = None  # dim_date only: the first and last date it covers
     max: str | None = None
 
+    def changes_after(self, loaded_run: str) -> str | None:
+        """Where this version's changes are, when they are all that a reader holding the version of
+        transform run `loaded_run` lacks ("" : none loaded); None: it must read the whole `location`."""
+        if not self.changes or self.changes_since is None or not loaded_run:
+            return None
+        return self.changes if self.changes_since <= loaded_run else None
+
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"location": self.location, "changed_run": self.changed_run, "kind": self.kind}
         if self.columns is not None:
@@ -272,7 +279,7 @@ def read_document(storage: Storage, location: str, cls: type[D]) -> D | None:
         document = json.loads(text)
         if not isinstance(document, dict):
             raise DocumentError(f"expected a JSON object, found {type(document).__name__}")
-        return cls.from_json(document)  # type: ignore[attr-defined, no-any-return]
+        return cls.from_json(document)  # type: ignore[attr-defined]
     except (DocumentError, json.JSONDecodeError, TypeError, ValueError) as exc:
         raise DocumentError(f"{location}: {exc}") from None
 

@@ -1,0 +1,190 @@
+"""The transform's first steps: what is pending, every new row validated, the `_latest` snapshots updated.
+
+`pending_work` finds the extract runs published (by manifest) after the bookmark and the published
+tables a star change reshaped. `validate` reads those runs' rows of every source table in
+`VALIDATION_ORDER` (each table after the tables its foreign keys point at, so their keys are known)
+and checks them against the contract (shared/contract/quality.py); rejects go to the quarantine
+zone with their reason. `update_latest` merges the valid rows of the dimension sources
+(`LATEST_TABLES`) into their latest state and writes it as a new `_latest` snapshot, so a dimension
+built from a join (staff + department) is complete even when only one side changed.
+Called by `shared.jobs.transform.run`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from shared import transforms as T
+from shared.contract.quality import CORRUPT_COLUMN, REASON_COLUMN, check_rows, referenced_keys
+from shared.contract.registry import FACT_OF_SOURCE, LATEST_TABLES, VALIDATION_ORDER
+from shared.contract.source import SOURCE_TABLES
+from shared.jobs.transform.facts import committed_fact
+from shared.jobs.transform.tables import Persisted, read_ingestion, read_latest, reshaped_tables
+from shared.lake.documents import DocumentError, Manifest, TransformState, read_document
+from shared.lake.layout import LakeLayout
+from shared.lake.storage import storage_for
+from shared.runtime.context import JobContext
+
+# Up to this many new rows of a table (by the extract's manifests), its foreign keys are checked
+# against only the keys it refers to (quality.referenced_keys): a 20-minute batch then costs the
+# same whatever the history. Above it (a first load, a catch-up), against the whole key sets, so
+# a big batch's JSON is not parsed twice.
+SMALL_BATCH_ROWS = 100_000
+
+
+@dataclass(frozen=True)
+class Pending:
+    """What a run has to do: the extract runs not processed yet, the tables a star change reshaped."""
+
+    manifests: tuple[Manifest, ...]
+    reshaped: frozenset[str]
+
+    def __bool__(self) -> bool:
+        return bool(self.manifests or self.reshaped)
+
+    @property
+    def extract_runs(self) -> tuple[str, ...]:
+        return tuple(sorted(m.run_id for m in self.manifests))
+
+    def rows(self, table: str) -> int:
+        """New rows of `table`, by the manifests."""
+        return sum(m.rows(table) for m in self.manifests)
+
+
+def pending_work(ctx: JobContext, layout: LakeLayout, state: TransformState) -> Pending:
+    """The published extract runs after the bookmark's watermark, and the reshaped tables.
+
+    A star change (shared/contract/star.py) reaches the lake with no new data too: dimensions rebuilt
+    with their new columns, the catalog's tables given them.
+    """
+    storage = storage_for(layout.ingestion)
+    manifests = []
+    for name in storage.list_names(layout.manifests):
+        run_id = layout.manifest_run_id(name)
+        if run_id is None or run_id <= state.extract_watermark:
+            continue
+        manifest = read_document(storage, layout.manifest(run_id), Manifest)
+        if manifest is None:  # listed a moment ago: its run would be skipped, never processed
+            raise DocumentError(f"{layout.manifest(run_id)}: listed, then gone")
+        manifests.append(manifest)
+    return Pending(tuple(manifests), reshaped_tables(ctx.spark, state))
+
+
+@dataclass(frozen=True)
+class Validated:
+    """The valid rows of every source table (empty when it had no new rows), and what came with them.
+
+    `previous`: the committed `_latest` snapshot of each dimension source that has one; `changed`:
+    the dimension sources with at least one new valid row; `small`: the tables whose batch is at
+    most SMALL_BATCH_ROWS rows.
+    """
+
+    valid: Mapping[str, DataFrame]
+    previous: Mapping[str, DataFrame]
+    changed: frozenset[str]
+    small: frozenset[str]
+
+
+def validate(
+    ctx: JobContext, layout: LakeLayout, state: TransformState, pending: Pending, persisted: Persisted
+) -> Validated:
+    """Read and validate every source table's new rows; quarantine the rejects with their reason.
+
+    Foreign keys are checked against the keys known once the referenced table is validated: a
+    dimension source's latest state and this batch's rows, a fact source's processed table and this
+    batch's rows.
+    """
+    spark = ctx.spark
+    valid: dict[str, DataFrame] = {}
+    previous: dict[str, DataFrame] = {}
+    known: dict[str, DataFrame] = {}
+    changed, small = set(), set()
+    with ctx.phase("json read + validate"):
+        for table in VALIDATION_ORDER:
+            source = SOURCE_TABLES[table]
+            pk = source.primary_key
+            runs = sorted(m.run_id for m in pending.manifests if m.rows(table))
+            rows = read_ingestion(spark, layout, table, runs)
+            n_read = n_rejected = 0
+            valid[table] = rows.drop(CORRUPT_COLUMN)
+            if pending.rows(table) <= SMALL_BATCH_ROWS:
+                small.add(table)
+            if runs:
+                keys = referenced_keys(source, rows, known) if table in small else known
+                checked = check_rows(source, rows, keys)
+                # Persisting the annotated rows lets the counts, the valid side and the rejects share
+                # one parse and one validation: a single Spark action here per table.
+                annotated = persisted.keep(checked.annotated)
+                counts = annotated.agg(
+                    F.count(F.lit(1)).alias("read"),
+                    F.sum((F.col(REASON_COLUMN) != "").cast("int")).alias("rejected"),
+                ).first()
+                assert counts is not None
+                n_read, n_rejected = counts["read"], counts["rejected"] or 0
+                valid[table] = checked.valid
+                if n_rejected:
+                    (
+                        checked.rejected.withColumn("_transform_run_id", F.lit(ctx.run_id))
+                        .coalesce(1)
+                        .write.mode("errorifexists")
+                        .json(layout.quarantine_run(table, ctx.run_id))
+                    )
+            ctx.report.table(table).read = n_read
+            ctx.report.table(table).quarantined = n_rejected
+            ids = valid[table].select(pk)
+            if table in LATEST_TABLES:
+                location = state.latest.get(table)
+                before = read_latest(spark, table, location) if location else None
+                if before is not None:
+                    previous[table] = before
+                if n_read > n_rejected:
+                    changed.add(table)
+                    # The merged state's keys, without computing the merge: the previous ones and the batch's.
+                    known[table] = ids if before is None else before.select(pk).unionByName(ids)
+                elif before is not None:
+                    known[table] = before.select(pk)
+            else:  # fact sources: known ids = ids already in the processed fact table + this batch's
+                fact = FACT_OF_SOURCE.get(table)
+                existing = committed_fact(spark, state, fact) if fact else None
+                known[table] = ids if existing is None else existing.select(pk).unionByName(ids).distinct()
+    return Validated(valid, previous, frozenset(changed), frozenset(small))
+
+
+@dataclass(frozen=True)
+class LatestUpdate:
+    """The latest state of every dimension source that has one (read back from the lake, never
+    recomputed), and where each one's snapshot is now (`locations`, for the new bookmark)."""
+
+    latest: Mapping[str, DataFrame]
+    locations: Mapping[str, str]
+    changed: frozenset[str]
+
+
+def update_latest(
+    ctx: JobContext, layout: LakeLayout, state: TransformState, validated: Validated
+) -> LatestUpdate:
+    """Merge each changed dimension source's valid rows into its latest state; write it as a new snapshot."""
+    latest = {t: df for t, df in validated.previous.items() if t not in validated.changed}
+    locations = dict(state.latest)
+    with ctx.phase("latest snapshots write"):
+        for table in sorted(validated.changed):
+            source = SOURCE_TABLES[table]
+            pk = source.primary_key
+            changes = validated.valid[table].select(source.column_names)
+            previous = validated.previous.get(table)
+            if previous is None:
+                merged = T.latest_versions(changes, pk)
+            elif table in validated.small:  # only the keys this batch touches are aggregated
+                merged = T.updated_latest(previous.select(source.column_names), changes, pk)
+            else:
+                merged = T.latest_versions(previous.select(source.column_names).unionByName(changes), pk)
+            location = layout.latest_version(table, ctx.run_id)
+            merged.write.mode("errorifexists").parquet(location)
+            # The dimensions read it back, not recompute it.
+            latest[table] = read_latest(ctx.spark, table, location)
+            locations[table] = location
+    return LatestUpdate(latest, locations, validated.changed)
