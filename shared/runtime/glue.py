@@ -289,7 +289,7 @@ class GlueJob(Protocol):
 class DynamicFrame(Protocol):
     """What the extract needs of `awsglue.dynamicframe.DynamicFrame`."""
 
-    def toDF(self) -> DataFrame: ...  # noqa: N802 - Glue's name
+    def toDF(self) -> DataFrame: ...  # Glue's own (camel-case) name
 
 
 class DynamicFrameReader(Protocol):
