@@ -139,8 +139,12 @@ def totes_run(totes: str, env: Mapping[str, str], lake_root: Path, log: Path) ->
     Per-job seconds and phases come from the run records the jobs write under
     `<lake>/_state/runs/` (`LakeLayout.runs`; only the records this run added).
     """
-    runs_dir = Path(LakeLayout.of(Settings(lake_root=str(lake_root))).runs)
-    before = set(runs_dir.glob("*.json")) if runs_dir.is_dir() else set()
+    layout, store = LakeLayout.of(Settings(lake_root=str(lake_root))), LocalStorage()
+
+    def records() -> set[tuple[str, str]]:
+        return {key for name in store.list_names(layout.runs) if (key := layout.run_record_of(name))}
+
+    before = records()
     load_average = os.getloadavg()[0]
     event_logs = Path(tempfile.mkdtemp(prefix="eventlog-", dir=log.parent))
     env = {**env, "TOTES_SPARK_EVENT_LOG_DIR": str(event_logs)}
@@ -164,9 +168,9 @@ def totes_run(totes: str, env: Mapping[str, str], lake_root: Path, log: Path) ->
     jobs: dict[str, float] = {}
     phases: dict[str, dict[str, float]] = {}
     rows: dict[str, dict[str, int]] = {}
-    for path in sorted(set(runs_dir.glob("*.json")) - before):
-        report = read_document(LocalStorage(), str(path), JobReport)
-        assert report is not None, path
+    for key in sorted(records() - before):
+        report = read_document(store, layout.run_record(*key), JobReport)
+        assert report is not None, key
         jobs[report.job] = report.seconds
         phases[report.job] = report.phases
         for table, stats in report.tables.items():
