@@ -53,9 +53,10 @@ run: setup ## one end-to-end workflow run on the embedded PostgreSQL (seeds Tote
 	$(TOTES) seed --if-empty
 	$(TOTES) run
 
-lint: setup ## ruff over the code
+lint: setup ## ruff over the code, mypy (strict, pyproject.toml) over the job library and the Glue scripts
 	$(VENV)/bin/ruff check shared glue_jobs tests bench
 	$(VENV)/bin/ruff format --check shared glue_jobs tests bench
+	$(VENV)/bin/mypy shared glue_jobs
 
 unit: setup ## only the fast tests (no pipeline runs)
 	$(VENV)/bin/pytest -q -m "not integration"

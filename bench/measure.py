@@ -10,7 +10,6 @@ process under it is "the JVM" (Spark's driver and, in local mode, its executors)
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -28,6 +27,11 @@ import psycopg
 from psycopg import sql
 
 from bench.profile import summarise_event_logs
+from shared.config import Settings
+from shared.lake.documents import read_document
+from shared.lake.layout import LakeLayout
+from shared.lake.storage import LocalStorage
+from shared.runtime.context import JobReport
 
 POLL_SECONDS = 0.2
 _SPARK_READY = re.compile(r"spark ready in ([0-9.]+) s")
@@ -132,11 +136,15 @@ class RunResult:
 def totes_run(totes: str, env: Mapping[str, str], lake_root: Path, log: Path) -> RunResult:
     """Run `totes run` in a fresh process (a fresh JVM, as a Glue job run) and measure it.
 
-    Per-job seconds and phases come from the run history the jobs write under
-    `<lake>/_state/runs/` (only the documents this run added).
+    Per-job seconds and phases come from the run records the jobs write under
+    `<lake>/_state/runs/` (`LakeLayout.runs`; only the records this run added).
     """
-    runs_dir = lake_root / "_state" / "runs"
-    before = set(runs_dir.glob("*.json")) if runs_dir.is_dir() else set()
+    layout, store = LakeLayout.of(Settings(lake_root=str(lake_root))), LocalStorage()
+
+    def records() -> set[tuple[str, str]]:
+        return {key for name in store.list_names(layout.runs) if (key := layout.run_record_of(name))}
+
+    before = records()
     load_average = os.getloadavg()[0]
     event_logs = Path(tempfile.mkdtemp(prefix="eventlog-", dir=log.parent))
     env = {**env, "TOTES_SPARK_EVENT_LOG_DIR": str(event_logs)}
@@ -160,14 +168,15 @@ def totes_run(totes: str, env: Mapping[str, str], lake_root: Path, log: Path) ->
     jobs: dict[str, float] = {}
     phases: dict[str, dict[str, float]] = {}
     rows: dict[str, dict[str, int]] = {}
-    for path in sorted(set(runs_dir.glob("*.json")) - before):
-        doc = json.loads(path.read_text(encoding="utf-8"))
-        jobs[doc["job"]] = doc["seconds"]
-        phases[doc["job"]] = doc.get("phases", {})
-        for table, stats in doc.get("tables", {}).items():
-            key = "loaded" if doc["job"] == "load" else "written" if doc["job"] == "transform" else "read"
-            if stats.get(key):
-                rows.setdefault(doc["job"], {})[table] = stats[key]
+    for key in sorted(records() - before):
+        report = read_document(store, layout.run_record(*key), JobReport)
+        assert report is not None, key
+        jobs[report.job] = report.seconds
+        phases[report.job] = report.phases
+        for table, stats in report.tables.items():
+            moved = {"load": stats.loaded, "transform": stats.written}.get(report.job, stats.read)
+            if moved:
+                rows.setdefault(report.job, {})[table] = moved
     return RunResult(
         seconds=round(seconds, 2),
         spark_startup=float(ready.group(1)) if ready else None,

@@ -11,6 +11,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from shared.config import Settings
+from shared.lake.layout import LakeLayout
+
 TOTES = [sys.executable, "-m", "shared.local.cli"]
 
 
@@ -36,6 +39,25 @@ def test_a_malformed_url_fails_at_once_naming_the_setting(tmp_path) -> None:
         "expected postgresql://user:password@host:port/database"
     ]
     assert "hunter2" not in result.stdout + result.stderr
+
+
+def test_status_refuses_a_lake_document_of_an_unknown_format_version_naming_the_file(tmp_path) -> None:
+    lake = tmp_path / "lake"
+    record = LakeLayout.of(Settings(lake_root=str(lake))).run_record("20261122T000000000000Z", "extract")
+    Path(record).parent.mkdir(parents=True)
+    Path(record).write_text('{"format_version": 99, "job": "extract"}', encoding="utf-8")
+    closed = "postgresql://etl:hunter2@127.0.0.1:9/{}"  # never reached: the lake is read first
+    result = totes(
+        "status",
+        "--lake-root",
+        str(lake),
+        env={"TOTESYS_URL": closed.format("totesys"), "WAREHOUSE_URL": closed.format("warehouse")},
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"totes: DocumentError: {record}: run record document of format version 99; this code reads "
+        "version 1 (written by a newer release? upgrade the jobs before reading this lake)"
+    ]
 
 
 @pytest.mark.integration

@@ -770,28 +770,27 @@ def exercise(storage: S3Storage, location: str) -> None:
 def test_glue_role_uses_the_lake_and_ingestion_zone_through_the_projects_storage(
     stack: Stack, glue_role: Keys
 ) -> None:
-    from shared.jobs.extract import ingestion_path, manifest_path
     from shared.lake.layout import LakeLayout
 
     put_database_secrets(stack)
     job = stack.client("glue").get_job(JobName=f"{PREFIX}-transform")["Job"]
     settings = settings_from_glue_args(glue_args(job), secrets_manager_reader(stack.client("secretsmanager")))
     storage = S3Storage(stack.client("s3", glue_role))
-    run = "20261201T100000Z-0001"
     layout = LakeLayout.of(settings)
-    # Where the jobs write and read (shared/jobs/*, shared/runtime/context.py, shared/contract/quality.py).
+    run = "20261201T100000Z-0001"
+    # Where the jobs write and read (every path from shared/lake/layout.py).
     for location in (
-        ingestion_path(settings.ingestion, "sales_order", run),
+        layout.ingestion_run("sales_order", run),
         layout.partition(layout.table("fact_sales_order"), 2026, 12),
         layout.version("dim_staff", run),
-        f"{settings.quarantine}/sales_order/transform_run={run}",
-        f"{settings.state}/bookmarks",
-        f"{settings.state}/runs",
+        layout.quarantine_run("sales_order", run),
+        layout.bookmarks,
+        layout.runs,
     ):
         exercise(storage, location)
-    storage.write_text(manifest_path(settings.ingestion, run), "{}")
+    storage.write_text(layout.manifest(run), "{}")
     storage.write_text(layout.published, "{}")
-    assert storage.read_text(manifest_path(settings.ingestion, run)) == "{}"
+    assert storage.read_text(layout.manifest(run)) == "{}"
     assert storage.read_text(layout.published) == "{}"
 
 

@@ -28,6 +28,7 @@ from faults_support import (
 
 from shared.config import parse_pg_url
 from shared.jdbc.sources import SourceUnreachable
+from shared.lake.layout import LakeLayout
 from shared.lake.storage import read_json, run_lock, storage_for
 from shared.local import cli
 from shared.local.workflow import JOBS, JobFailed, local_reader, run_workflow
@@ -121,7 +122,7 @@ with run_lock(sys.argv[1], "totes run (extract, transform, load)"):
 def test_a_second_run_refuses_while_one_holds_the_lake(dbs, tmp_path, capsys, restore_spark_conf) -> None:
     settings = dbs.new_target("locked")
     holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD_LOCK, settings.state, "60"],
+        [sys.executable, "-c", HOLD_LOCK, LakeLayout.of(settings).lock, "60"],
         cwd=REPO,
         stdout=subprocess.PIPE,
         text=True,
@@ -136,7 +137,7 @@ def test_a_second_run_refuses_while_one_holds_the_lake(dbs, tmp_path, capsys, re
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait(timeout=30)
-    with run_lock(settings.state, "the next run"):  # a holder that dies frees the lock (flock)
+    with run_lock(LakeLayout.of(settings).lock, "the next run"):  # a holder that dies frees the lock (flock)
         pass
 
 

@@ -539,18 +539,17 @@ EXTRA_COLUMN_NOTE = (
 
 @dataclass
 class ReaderContext:
-    """What glue_reader uses of a GlueJobContext."""
+    """What GlueReader uses of its JobContext."""
 
     spark: SparkSession
     settings: Settings
-    glue_context: FakeGlueContext
     previous_run_id: str | None = None
 
 
-def reader_context(spark: SparkSession, frames: Mapping[str, DataFrame]) -> ReaderContext:
+def reader_context(spark: SparkSession) -> ReaderContext:
     # Without the look-back read, to see the bookmarked read alone (Glue's own config refuses 0).
     settings = replace(glue.settings_from_glue_args(ARGS, logins()), lookback_minutes=0)
-    return ReaderContext(spark, settings, FakeGlueContext(spark, frames))
+    return ReaderContext(spark, settings)
 
 
 def ts(text: str) -> datetime:
@@ -567,8 +566,8 @@ def test_glue_reader_reads_with_a_bookmark_on_last_updated_and_keeps_the_contrac
     as_read = source.withColumn("currency_id", F.col("currency_id").cast("long")).withColumn(
         "extra", F.lit(1)
     )
-    ctx = reader_context(spark, {"public.currency": as_read})
-    increment = glue.glue_reader(ctx, CURRENCY)
+    glue_context = FakeGlueContext(spark, {"public.currency": as_read})
+    increment = glue.GlueReader(glue_context)(reader_context(spark), CURRENCY)
     try:
         assert increment.bookmark is None  # Glue keeps this bookmark, committed by job.commit()
         assert_df_equality(increment.rows, source)
@@ -576,7 +575,7 @@ def test_glue_reader_reads_with_a_bookmark_on_last_updated_and_keeps_the_contrac
         assert increment.notes == (EXTRA_COLUMN_NOTE,)
     finally:
         increment.rows.unpersist()
-    (read,) = ctx.glue_context.reads
+    (read,) = glue_context.reads
     assert read["type"] == "postgresql" and read["transformation_ctx"] == "extract_currency"
     assert read["options"] == {
         "url": f"jdbc:postgresql://totesys.example.eu-west-2.rds.amazonaws.com:5432/totesys{VERIFY_FULL}",
@@ -588,9 +587,28 @@ def test_glue_reader_reads_with_a_bookmark_on_last_updated_and_keeps_the_contrac
     }
 
 
+def test_a_big_tables_first_read_is_split_and_later_ones_are_not(spark) -> None:
+    orders = SOURCE_TABLES["sales_order"]
+    glue_context = FakeGlueContext(
+        spark, {"public.sales_order": spark.createDataFrame([], orders.spark_schema)}
+    )
+    first, later = (
+        reader_context(spark),
+        replace(reader_context(spark), previous_run_id="20261122T000000000000Z"),
+    )
+    for ctx in (first, later):
+        glue.GlueReader(glue_context)(ctx, orders).rows.unpersist()
+    split, single = (read["options"] for read in glue_context.reads)
+    assert (split["hashexpression"], split["hashpartitions"]) == (
+        "sales_order_id",
+        str(glue.GLUE_HASH_PARTITIONS),
+    )
+    assert "hashexpression" not in single and "hashpartitions" not in single
+
+
 def test_an_empty_dynamic_frame_without_columns_is_an_empty_increment(spark) -> None:
-    ctx = reader_context(spark, {"public.currency": spark.createDataFrame([], StructType([]))})
-    increment = glue.glue_reader(ctx, CURRENCY)
+    glue_context = FakeGlueContext(spark, {"public.currency": spark.createDataFrame([], StructType([]))})
+    increment = glue.GlueReader(glue_context)(reader_context(spark), CURRENCY)
     assert_df_equality(increment.rows, currency_rows(spark, []))
 
 
@@ -643,10 +661,8 @@ def test_look_back_rereads_the_window_over_jdbc_outside_the_bookmark(spark, fres
         lake_root="s3://totes-processed", totesys=parse_pg_url("TOTESYS_URL", fresh_db), lookback_minutes=8
     )
     previous_run = (now - timedelta(minutes=10)).strftime(RUN_ID_FORMAT)  # window: 18 minutes back
-    ctx = ReaderContext(
-        spark, settings, FakeGlueContext(spark, {"public.currency": bookmarked}), previous_run
-    )
-    increment = glue.glue_reader(ctx, CURRENCY)
+    ctx = ReaderContext(spark, settings, previous_run)
+    increment = glue.GlueReader(FakeGlueContext(spark, {"public.currency": bookmarked}))(ctx, CURRENCY)
     try:
         expected = currency_rows(spark, [(2, "USD", late, late), (3, "EUR", now, now)])
         assert_df_equality(increment.rows.orderBy("currency_id"), expected)
@@ -671,8 +687,8 @@ def test_glue_and_local_readers_report_a_new_source_column_alike(spark, fresh_db
     # What Glue's JDBC DynamicFrame holds: the table as the source has it, every column.
     frame = read_table(spark, url, "currency")
     settings = Settings(lake_root="s3://totes-processed", totesys=url, lookback_minutes=0)
-    ctx = ReaderContext(spark, settings, FakeGlueContext(spark, {"public.currency": frame}))
-    on_glue = glue.glue_reader(ctx, CURRENCY)
+    ctx = ReaderContext(spark, settings)
+    on_glue = glue.GlueReader(FakeGlueContext(spark, {"public.currency": frame}))(ctx, CURRENCY)
     try:
         assert local.notes == on_glue.notes == (EXTRA_COLUMN_NOTE,)
         assert_df_equality(on_glue.rows, local.rows)

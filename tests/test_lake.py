@@ -1,16 +1,22 @@
-"""State documents, run ids and the run lock on a real folder; the S3 twin against moto."""
+"""State documents, run ids and the run lock on a real folder; the S3 twin against moto. The job
+context's two documents (committed bookmarks, run record) where the layout says, typed and versioned."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
 from datetime import UTC, datetime
+from pathlib import Path
 
 import boto3
 import pytest
 from moto import mock_aws
 
+from shared.config import Settings
+from shared.lake.documents import DocumentError, JobBookmarks, read_document
+from shared.lake.layout import LakeLayout
 from shared.lake.storage import (
     LakeLocked,
     LocalStorage,
@@ -20,6 +26,7 @@ from shared.lake.storage import (
     run_lock,
     write_json,
 )
+from shared.runtime.context import JobReport, LocalJobContext, TableStats
 
 
 def test_local_state_round_trip_is_atomic_and_lists_only_visible_names(tmp_path) -> None:
@@ -89,15 +96,17 @@ def test_run_ids_sort_in_time_order_and_never_repeat() -> None:
 
 
 def test_second_run_is_refused_while_the_first_holds_the_lock(tmp_path) -> None:
-    with run_lock(str(tmp_path), "first run"):
+    lock = str(tmp_path / "state" / "run.lock")
+    with run_lock(lock, "first run"):
         with pytest.raises(LakeLocked, match="first run"):
-            with run_lock(str(tmp_path), "second run"):
+            with run_lock(lock, "second run"):
                 pass
-    with run_lock(str(tmp_path), "third run"):  # released: a later run goes ahead
+    with run_lock(lock, "third run"):  # released: a later run goes ahead
         pass
 
 
 def test_lock_of_a_killed_process_is_released(tmp_path) -> None:
+    lock = str(tmp_path / "run.lock")
     holder = subprocess.Popen(
         [
             sys.executable,
@@ -106,7 +115,7 @@ def test_lock_of_a_killed_process_is_released(tmp_path) -> None:
                 f"""
                 import time
                 from shared.lake.storage import run_lock
-                with run_lock({str(tmp_path)!r}, "doomed"):
+                with run_lock({lock!r}, "doomed"):
                     print("locked", flush=True)
                     time.sleep(60)
                 """
@@ -117,9 +126,73 @@ def test_lock_of_a_killed_process_is_released(tmp_path) -> None:
     )
     assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
     with pytest.raises(LakeLocked):
-        with run_lock(str(tmp_path), "while alive"):
+        with run_lock(lock, "while alive"):
             pass
     holder.kill()
     holder.wait()
-    with run_lock(str(tmp_path), "after SIGKILL"):
+    with run_lock(lock, "after SIGKILL"):
         pass
+
+
+# --------------------------------------------------------------------------- the job context's documents
+# The context never touches Spark outside `phase()`, so these pass no session.
+
+
+def test_a_job_context_commits_its_bookmarks_and_records_its_run_as_documents(tmp_path) -> None:
+    settings = Settings(lake_root=str(tmp_path / "lake"))
+    layout, store = LakeLayout.of(settings), LocalStorage()
+    first = LocalJobContext("load", None, settings)  # type: ignore[arg-type]
+    assert first.previous_run_id is None and first.bookmark("load_watermark") is None
+    running = read_document(store, layout.run_record(first.run_id, "load"), JobReport)
+    assert running == JobReport("load", first.run_id, started_at=first.report.started_at)  # RUNNING
+
+    first.set_bookmark("load_watermark", {"transform_run_id": "20261122T000000000000Z"})
+    first.report.table("dim_staff").loaded = 7
+    first.commit()
+
+    committed = read_document(store, layout.bookmark("load"), JobBookmarks)
+    assert committed is not None and committed.committed_at is not None
+    assert committed == JobBookmarks(
+        "load",
+        first.run_id,
+        committed.committed_at,
+        {"load_watermark": {"transform_run_id": "20261122T000000000000Z"}},
+    )
+    stored = json.loads(Path(layout.bookmark("load")).read_text(encoding="utf-8"))
+    assert stored["format_version"] == JobBookmarks.FORMAT_VERSION == 1
+    record = read_document(store, layout.run_record(first.run_id, "load"), JobReport)
+    assert record == first.report and record.status == "SUCCEEDED"
+    assert record.tables == {"dim_staff": TableStats(loaded=7)}
+    assert (
+        json.loads(Path(layout.run_record(first.run_id, "load")).read_text(encoding="utf-8"))[
+            "format_version"
+        ]
+        == JobReport.FORMAT_VERSION
+    )
+
+    second = LocalJobContext("load", None, settings)  # type: ignore[arg-type]
+    assert second.previous_run_id == first.run_id and second.run_id > first.run_id
+    assert second.bookmark("load_watermark") == {"transform_run_id": "20261122T000000000000Z"}
+
+
+def test_a_run_record_written_before_format_versions_reads_as_version_1() -> None:
+    old = {"job": "extract", "run_id": "20261122T000000000000Z", "status": "SUCCEEDED", "seconds": 3.5}
+    report = JobReport.from_json({**old, "tables": {"sales_order": {"read": 2, "written": 2}}})
+    assert (report.job, report.status, report.seconds, report.phases) == ("extract", "SUCCEEDED", 3.5, {})
+    assert report.tables == {"sales_order": TableStats(read=2, written=2)}
+    with pytest.raises(DocumentError, match="run record document has no 'status'"):
+        JobReport.from_json({"job": "extract", "run_id": "20261122T000000000000Z"})
+
+
+def test_bookmarks_of_an_unknown_format_version_stop_the_job_naming_the_file(tmp_path) -> None:
+    settings = Settings(lake_root=str(tmp_path / "lake"))
+    layout = LakeLayout.of(settings)
+    newer = {"format_version": 99, "job": "transform", "run_id": "20261122T000000000000Z", "contexts": {}}
+    write_json(LocalStorage(), layout.bookmark("transform"), newer)
+    with pytest.raises(DocumentError) as refused:
+        LocalJobContext("transform", None, settings)  # type: ignore[arg-type]
+    assert str(refused.value).startswith(
+        f"{layout.bookmark('transform')}: job bookmarks document of format version 99"
+    )
+    assert "this code reads version 1" in str(refused.value) and "upgrade the jobs" in str(refused.value)
+    assert not Path(layout.runs).exists()  # refused before it recorded a run

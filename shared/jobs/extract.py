@@ -1,8 +1,9 @@
 """The extract job: ToteSys tables over JDBC -> JSON in the ingestion zone, incrementally.
 
 Each run writes new objects only: `<ingestion>/<table>/extract_run=<run_id>/part-*.json`, every row
-carrying `_extract_run_id`. The run is published by a manifest `<ingestion>/_manifests/<run_id>.json`
-written after all its data and just before the bookmark commit: the transform reads only runs with
+carrying `_extract_run_id`. The run is published by a `Manifest` at `<ingestion>/_manifests/<run_id>.json`
+(shared/lake/layout.py, shared/lake/documents.py) written after all its data and just before the
+bookmark commit: the transform reads only runs with
 a manifest, so output of a run that died half-way is never read as complete (and its rows are
 extracted again by the next run, from the uncommitted bookmark: extraction is at-least-once, and
 the transform de-duplicates versions by (primary key, last_updated)).
@@ -14,14 +15,14 @@ Called by glue_jobs/extract.py (Glue) and `totes run` (locally) through `run()`.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from pyspark.sql import functions as F
 
-from shared.config import join
 from shared.contract.source import EXTRACT_ORDER, SOURCE_TABLES, SourceTable
 from shared.jdbc.sources import Increment
-from shared.lake.storage import storage_for, write_json
+from shared.lake.documents import Manifest, write_document
+from shared.lake.layout import LakeLayout
+from shared.lake.storage import storage_for
 from shared.runtime.context import JobContext
 from shared.runtime.faults import checkpoint
 
@@ -36,20 +37,13 @@ def transformation_ctx(table: str) -> str:
     return f"extract_{table}"
 
 
-def ingestion_path(ingestion_root: str, table: str, run_id: str) -> str:
-    return join(ingestion_root, table, f"extract_run={run_id}")
-
-
-def manifest_path(ingestion_root: str, run_id: str) -> str:
-    return join(ingestion_root, "_manifests", f"{run_id}.json")
-
-
-def run(ctx: JobContext, read: Reader) -> dict[str, Any] | None:
+def run(ctx: JobContext, read: Reader) -> Manifest | None:
     """Extract every table's increment; publish a manifest if anything was new; commit bookmarks.
 
     `read` is the runtime's incremental reader (local bookmark emulation or Glue's own).
     Returns the manifest, or None when no table had new rows (then nothing at all is written).
     """
+    layout = LakeLayout.of(ctx.settings)
     counts: dict[str, int] = {}
     notes: list[str] = []
     for name in EXTRACT_ORDER:
@@ -68,7 +62,7 @@ def run(ctx: JobContext, read: Reader) -> dict[str, Any] | None:
                         .write.mode("errorifexists")  # never overwrite: every run writes new objects
                         .option("timestampFormat", JSON_TIMESTAMP_FORMAT)
                         .option("ignoreNullFields", "false")
-                        .json(ingestion_path(ctx.settings.ingestion, name, ctx.run_id))
+                        .json(layout.ingestion_run(name, ctx.run_id))
                     )
             counts[name] = count
             ctx.report.table(name).read = count
@@ -81,12 +75,8 @@ def run(ctx: JobContext, read: Reader) -> dict[str, Any] | None:
             checkpoint("extract:mid")
     manifest = None
     if any(counts.values()):
-        manifest = {"run_id": ctx.run_id, "tables": {t: n for t, n in counts.items() if n}}
-        if notes:
-            manifest["notes"] = notes
-        write_json(
-            storage_for(ctx.settings.ingestion), manifest_path(ctx.settings.ingestion, ctx.run_id), manifest
-        )
+        manifest = Manifest(ctx.run_id, {t: n for t, n in counts.items() if n}, tuple(notes))
+        write_document(storage_for(layout.ingestion), layout.manifest(ctx.run_id), manifest)
     checkpoint("extract:before_commit")
     ctx.commit()
     if notes:  # after commit, which records the run as SUCCEEDED with an empty message

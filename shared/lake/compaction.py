@@ -26,6 +26,7 @@ Rows keep their `transform_run_id`, so what the load selects is unchanged.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from pyspark.sql import SparkSession
 from pyspark.sql.types import StringType, StructField, StructType
@@ -103,7 +104,7 @@ def compact_partition(
     return len(replaced)
 
 
-def _switch(storage: Storage, journal: dict, journal_path: str) -> None:
+def _switch(storage: Storage, journal: dict[str, Any], journal_path: str) -> None:
     for source, target in journal["moves"]:
         if storage.exists(source):
             storage.move(source, target)

@@ -279,7 +279,7 @@ def read_document(storage: Storage, location: str, cls: type[D]) -> D | None:
         document = json.loads(text)
         if not isinstance(document, dict):
             raise DocumentError(f"expected a JSON object, found {type(document).__name__}")
-        return cls.from_json(document)  # type: ignore[attr-defined]
+        return cls.from_json(document)  # type: ignore[attr-defined, no-any-return]
     except (DocumentError, json.JSONDecodeError, TypeError, ValueError) as exc:
         raise DocumentError(f"{location}: {exc}") from None
 

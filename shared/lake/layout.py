@@ -103,6 +103,11 @@ class LakeLayout:
     def quarantine_run(self, table: str, run_id: str) -> str:
         return join(self.quarantine, table, f"transform_run={run_id}")
 
+    @staticmethod
+    def quarantine_run_id(name: str) -> str | None:
+        """The run id of a folder name listed under `quarantine_table` (None: not a run's folder)."""
+        return name.removeprefix("transform_run=") if name.startswith("transform_run=") else None
+
     # ------------------------------------------------------------------ state (bookmarks, runs, lock)
     @property
     def bookmarks(self) -> str:
@@ -111,12 +116,27 @@ class LakeLayout:
     def bookmark(self, job: str) -> str:
         return join(self.bookmarks, f"{job}.json")
 
+    @staticmethod
+    def bookmark_job(name: str) -> str | None:
+        """The job of a file name listed under `bookmarks` (None: not a bookmark document)."""
+        return name.removesuffix(".json") if name.endswith(".json") else None
+
     @property
     def runs(self) -> str:
         return join(self.state, "runs")
 
     def run_record(self, run_id: str, job: str) -> str:
         return join(self.runs, f"{run_id}-{job}.json")
+
+    @staticmethod
+    def run_record_of(name: str) -> tuple[str, str] | None:
+        """(run id, job) of a file name listed under `runs` (None: not a run record).
+
+        Run ids hold no "-" (shared.lake.storage.RUN_ID_FORMAT), so the first one ends the run id.
+        """
+        stem = name.removesuffix(".json")
+        run_id, dash, job = stem.partition("-")
+        return (run_id, job) if name.endswith(".json") and dash and run_id and job else None
 
     @property
     def lock(self) -> str:

@@ -1,7 +1,7 @@
 """Small, durable state files in the lake: bookmarks, manifests, run history and the run lock.
 
-Spark writes the data; this module writes the little JSON documents that say which data is
-complete. Local folders use write-to-temp-then-rename (atomic on POSIX); S3 uses PutObject, which is
+Spark writes the data; this module stores the little JSON documents that say which data is
+complete (their types: shared/lake/documents.py; their places: shared/lake/layout.py). Local folders use write-to-temp-then-rename (atomic on POSIX); S3 uses PutObject, which is
 atomic per object. Used by the job runtime (shared/runtime/context.py) and by `totes status`.
 """
 
@@ -189,17 +189,17 @@ def new_run_id(after: str | None = None, now: datetime | None = None) -> str:
 
 
 @contextmanager
-def run_lock(state_dir: str, holder: str) -> Iterator[None]:
-    """Hold this lake's run lock, or raise LakeLocked saying who holds it.
+def run_lock(lock: str, holder: str) -> Iterator[None]:
+    """Hold this lake's run lock, the file `lock` (`LakeLayout.lock`), or raise LakeLocked saying who holds it.
 
-    A local lake takes an exclusive flock on `<state>/run.lock`: the kernel drops it when the holder
-    dies (even by SIGKILL), so a crashed run never leaves the lake locked. On S3 the lock is Glue's
-    own max-concurrent-runs = 1 and this is a no-op.
+    A local lake takes an exclusive flock on the file: the kernel drops it when the holder dies (even
+    by SIGKILL), so a crashed run never leaves the lake locked. On S3 the lock is Glue's own
+    max-concurrent-runs = 1 and this is a no-op.
     """
-    if is_s3(state_dir):
+    if is_s3(lock):
         yield
         return
-    path = Path(state_dir) / "run.lock"
+    path = Path(lock)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - held for the whole run
     try:

@@ -21,16 +21,22 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from shared.config import ConfigError, PgUrl, Settings, parse_pg_url
 from shared.runtime.context import JobReport
+
+if TYPE_CHECKING:  # imported where used: `totes --help` and a config error start neither
+    from pyspark.sql import SparkSession
+
+    from shared.local.embedded_pg import EmbeddedPostgres
 
 LOCAL_HOME = Path(os.environ.get("TOTES_HOME", ".local"))
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 
 
-def _embedded():  # type: ignore[no-untyped-def]
+def _embedded() -> EmbeddedPostgres:
     from shared.local.embedded_pg import EmbeddedPostgres
 
     return EmbeddedPostgres(LOCAL_HOME / "pg")
@@ -78,7 +84,7 @@ def _writable_totesys(args: argparse.Namespace) -> PgUrl:
     return parse_pg_url("embedded totesys", server.url("totesys"))
 
 
-def _spark(settings: Settings):  # type: ignore[no-untyped-def]
+def _spark(settings: Settings) -> SparkSession:
     from shared.local.spark import build_spark
 
     return build_spark(settings.catalog_dir)

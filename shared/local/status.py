@@ -1,6 +1,8 @@
 """`totes status`: bookmarks, the last runs, row counts and quarantined rows, read from the lake.
 
-Reads only the small state documents under `<LAKE_ROOT>/_state`, the quarantine zone and row
+Reads only the small state documents under `<LAKE_ROOT>/_state`, each through its type (the committed
+`JobBookmarks`, their contexts as the type the job that wrote them keeps, the `JobReport` run records;
+one of an unknown format version is a DocumentError naming the file), the quarantine zone and row
 counts from both databases; it never starts Spark, so it answers in a second.
 Quarantined rows are counted from transform runs that committed: a run that died or failed after
 writing its quarantine files is re-done by the next run, which sets the same rows aside again, so
@@ -15,12 +17,17 @@ import fcntl
 import json
 import re
 from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from shared.config import Settings, is_s3, join
+from shared.config import Settings, is_s3
 from shared.contract.source import SOURCE_TABLES
-from shared.lake.storage import read_json, storage_for
+from shared.lake.documents import DocumentError, JobBookmarks, LoadBookmark, TransformState, read_document
+from shared.lake.layout import LakeLayout
+from shared.lake.storage import Storage, storage_for
+from shared.runtime.context import JobReport
 
 RECENT_RUNS = 12
 TOP_REASONS = 5
@@ -47,15 +54,23 @@ def _count_rows(url: str, tables: list[str]) -> dict[str, int | str]:
     return counts
 
 
-def _committed_runs(settings: Settings, job: str) -> set[str]:
-    """Run ids of `job` whose run history says SUCCEEDED (they committed)."""
-    runs = Path(settings.state) / "runs"
-    out = set()
-    for path in runs.glob(f"*-{job}.json") if runs.is_dir() else []:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-        if doc.get("status") == "SUCCEEDED":
-            out.add(doc["run_id"])
-    return out
+def run_records(
+    layout: LakeLayout, store: Storage, job: str | None = None, last: int | None = None
+) -> list[JobReport]:
+    """The run records under `layout.runs`, oldest first: of `job` only, if given; the `last` only, if given.
+
+    Only the records returned are read (their names say their run and job).
+    """
+    keys = [key for name in store.list_names(layout.runs) if (key := layout.run_record_of(name))]
+    keys = [key for key in keys if job in (None, key[1])]
+    chosen = keys[-last:] if last else keys
+    records = (read_document(store, layout.run_record(*key), JobReport) for key in chosen)
+    return [record for record in records if record is not None]
+
+
+def _committed_runs(layout: LakeLayout, store: Storage, job: str) -> set[str]:
+    """Run ids of `job` whose run record says SUCCEEDED (they committed)."""
+    return {record.run_id for record in run_records(layout, store, job) if record.status == "SUCCEEDED"}
 
 
 _VALUE = re.compile(r"( \(.*\)| -?\d+)$")
@@ -74,25 +89,28 @@ def quarantine_summary(settings: Settings) -> dict[str, Any]:
     """
     tables: dict[str, Any] = {}
     not_committed: dict[str, int] = {}
-    if is_s3(settings.quarantine):
+    layout = LakeLayout.of(settings)
+    if is_s3(layout.quarantine):
         return {"tables": tables, "not_committed": not_committed}
-    root = Path(settings.quarantine)
-    committed = _committed_runs(settings, "transform")
-    for table_dir in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
+    store = storage_for(layout.quarantine)
+    committed = _committed_runs(layout, storage_for(layout.state), "transform")
+    for table in store.list_names(layout.quarantine):
         reasons: Counter[str] = Counter()
         runs: Counter[str] = Counter()
-        for run_dir in sorted(table_dir.glob("transform_run=*")):
-            run_id = run_dir.name.split("=", 1)[1]
-            lines = [line for f in sorted(run_dir.glob("part-*.json")) for line in _lines(f)]
+        for run_id in sorted(
+            r for n in store.list_names(layout.quarantine_table(table)) if (r := layout.quarantine_run_id(n))
+        ):
+            folder = Path(layout.quarantine_run(table, run_id))
+            lines = [line for f in sorted(folder.glob("part-*.json")) for line in _lines(f)]
             if run_id not in committed:
-                not_committed[table_dir.name] = not_committed.get(table_dir.name, 0) + len(lines)
+                not_committed[table] = not_committed.get(table, 0) + len(lines)
                 continue
             runs[run_id] += len(lines)
             for line in lines:
                 for reason in str(json.loads(line).get("_reason", "")).split("; "):
                     reasons[reason_kind(reason)] += 1
         if runs:
-            tables[table_dir.name] = {
+            tables[table] = {
                 "rows": sum(runs.values()),
                 "reasons": dict(reasons.most_common()),
                 "runs": dict(sorted(runs.items())),
@@ -104,15 +122,10 @@ def _lines(path: Path) -> list[str]:
     return [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def quarantined(settings: Settings) -> dict[str, int]:
-    """Rows set aside per source table by committed transform runs (all of them)."""
-    return {t: entry["rows"] for t, entry in quarantine_summary(settings)["tables"].items()}
-
-
-def _lake_is_locked(settings: Settings) -> bool:
+def _lake_is_locked(layout: LakeLayout) -> bool:
     """Whether a run holds this lake's lock right now (local lakes; on S3 Glue runs one at a time)."""
-    path = Path(settings.state) / "run.lock"
-    if is_s3(settings.state) or not path.exists():
+    path = Path(layout.lock)
+    if is_s3(layout.lock) or not path.exists():
         return False
     with path.open("a+", encoding="utf-8") as handle:
         try:
@@ -123,67 +136,152 @@ def _lake_is_locked(settings: Settings) -> bool:
         return False
 
 
-def collect(settings: Settings) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ExtractMark:
+    """A local extract's bookmark of one table (written by shared.jdbc.sources.new_bookmark)."""
+
+    last_updated: str
+    keys: int  # primary keys taken at exactly `last_updated`
+    window_versions: int  # versions taken in the look-back window, below it
+
+    @classmethod
+    def from_json(cls, document: Mapping[str, Any]) -> ExtractMark:
+        if "last_updated" not in document:
+            raise DocumentError(
+                f"extract bookmark has no 'last_updated' (it has: {', '.join(sorted(document))})"
+            )
+        window = document.get("window") or {}
+        return cls(
+            str(document["last_updated"]),
+            len(document.get("keys", [])),
+            sum(len(keys) for keys in window.values()),
+        )
+
+
+# How the committed contexts of each job are read: the job that wrote a bookmark says its type.
+# (An extract on Glue has none: Glue keeps its JDBC bookmarks itself.)
+CONTEXT_READERS: dict[str, Callable[[Mapping[str, Any]], object]] = {
+    "extract": ExtractMark.from_json,
+    "transform": TransformState.from_json,
+    "load": LoadBookmark.from_json,
+}
+
+
+def bookmark_contexts(job: str, location: str, bookmarks: JobBookmarks) -> dict[str, object]:
+    """Each committed context of `job` as its type (a job this code does not know: as stored).
+
+    Raises DocumentError naming the bookmark file and the context that cannot be read.
+    """
+    from_json = CONTEXT_READERS.get(job)
+    if from_json is None:
+        return dict(bookmarks.contexts)
+    read: dict[str, object] = {}
+    for name, value in bookmarks.contexts.items():
+        try:
+            if not isinstance(value, Mapping):
+                raise DocumentError(f"expected a JSON object, found {type(value).__name__}")
+            read[name] = from_json(value)
+        except (DocumentError, TypeError, ValueError, AttributeError) as exc:
+            raise DocumentError(f"{location}: context {name!r}: {exc}") from None
+    return read
+
+
+@dataclass
+class Status:
+    """What `totes status` shows, read from the lake's documents and both databases."""
+
+    lake_root: str
+    bookmarks: dict[str, JobBookmarks]
+    contexts: dict[str, dict[str, object]]  # per job: its committed contexts, each as its type
+    recent_runs: list[JobReport]
+    totesys_rows: dict[str, int | str]
+    warehouse_rows: dict[str, int | str]
+    quarantine: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "lake_root": self.lake_root,
+            "bookmarks": {job: doc.to_json() for job, doc in self.bookmarks.items()},
+            "recent_runs": [run.to_json() for run in self.recent_runs],
+            "totesys_rows": self.totesys_rows,
+            "warehouse_rows": self.warehouse_rows,
+            "quarantined_rows": {t: entry["rows"] for t, entry in self.quarantine["tables"].items()},
+            "quarantine": self.quarantine,
+        }
+
+
+def read_status(settings: Settings) -> Status:
+    """The lake's committed bookmarks, its last runs, both databases' row counts and the quarantine.
+
+    Every document is read through its type: one this code cannot read (e.g. of a newer format
+    version) is a DocumentError naming the file.
+    """
     from shared.contract.star import STAR_SCHEMAS
 
+    layout = LakeLayout.of(settings)
     store = storage_for(settings.state)
-    bookmarks = {}
-    for name in store.list_names(join(settings.state, "bookmarks")):
-        doc = read_json(store, join(settings.state, "bookmarks", name)) or {}
-        bookmarks[name.removesuffix(".json")] = doc
-    runs_dir = join(settings.state, "runs")
-    runs = [read_json(store, join(runs_dir, n)) for n in store.list_names(runs_dir)[-RECENT_RUNS:]]
-    if not is_s3(settings.state) and not _lake_is_locked(settings):  # on S3 a Glue run may be live
+    bookmarks: dict[str, JobBookmarks] = {}
+    contexts: dict[str, dict[str, object]] = {}
+    for name in store.list_names(layout.bookmarks):
+        job = layout.bookmark_job(name)
+        document = read_document(store, layout.bookmark(job), JobBookmarks) if job else None
+        if job and document:
+            bookmarks[job] = document
+            contexts[job] = bookmark_contexts(job, layout.bookmark(job), document)
+    runs = run_records(layout, store, last=RECENT_RUNS)
+    if not is_s3(settings.state) and not _lake_is_locked(layout):  # on S3 a Glue run may be live
         for run in runs:
-            if run and run.get("status") == "RUNNING":
-                run["status"] = "DIED"
-                run["message"] = (
-                    run.get("message") or "stopped without a word (killed?); the next run redoes it"
-                )
-    quarantine = quarantine_summary(settings)
-    return {
-        "lake_root": settings.lake_root,
-        "bookmarks": bookmarks,
-        "recent_runs": runs,
-        "totesys_rows": _count_rows(settings.require_totesys().conninfo, sorted(SOURCE_TABLES)),
-        "warehouse_rows": _count_rows(settings.require_warehouse().conninfo, sorted(STAR_SCHEMAS)),
-        "quarantined_rows": {t: entry["rows"] for t, entry in quarantine["tables"].items()},
-        "quarantine": quarantine,
-    }
+            if run.status == "RUNNING":
+                run.status = "DIED"
+                run.message = run.message or "stopped without a word (killed?); the next run redoes it"
+    return Status(
+        lake_root=settings.lake_root,
+        bookmarks=bookmarks,
+        contexts=contexts,
+        recent_runs=runs,
+        totesys_rows=_count_rows(settings.require_totesys().conninfo, sorted(SOURCE_TABLES)),
+        warehouse_rows=_count_rows(settings.require_warehouse().conninfo, sorted(STAR_SCHEMAS)),
+        quarantine=quarantine_summary(settings),
+    )
+
+
+def collect(settings: Settings) -> dict[str, Any]:
+    """`read_status` as JSON (`totes status --json`)."""
+    return read_status(settings).to_json()
+
+
+def _context_line(name: str, value: object) -> str:
+    if isinstance(value, ExtractMark):
+        window = (
+            f", {value.window_versions} versions in the look-back window" if value.window_versions else ""
+        )
+        return f"    {name:<28} last_updated {value.last_updated} ({value.keys} keys{window})"
+    if isinstance(value, TransformState):
+        return f"    {name:<28} extract runs up to {value.extract_watermark}"
+    if isinstance(value, LoadBookmark):
+        return f"    {name:<28} transform runs up to {value.transform_run_id}"
+    return f"    {name:<28} {value}"
 
 
 def render(settings: Settings) -> str:
-    info = collect(settings)
-    lines = [f"lake: {info['lake_root']}", "", "bookmarks (committed):"]
-    if not info["bookmarks"]:
+    info = read_status(settings)
+    lines = [f"lake: {info.lake_root}", "", "bookmarks (committed):"]
+    if not info.bookmarks:
         lines.append("  none yet: no job has committed")
-    for job, doc in sorted(info["bookmarks"].items()):
-        lines.append(f"  {job:<10} run {doc.get('run_id')} committed {doc.get('committed_at')}")
-        for ctx, value in sorted(doc.get("contexts", {}).items()):
-            if isinstance(value, dict) and "last_updated" in value:
-                window = sum(len(keys) for keys in (value.get("window") or {}).values())
-                lines.append(
-                    f"    {ctx:<28} last_updated {value['last_updated']} ({len(value.get('keys', []))} keys"
-                    + (f", {window} versions in the look-back window)" if window else ")")
-                )
-            elif isinstance(value, dict) and "extract_watermark" in value:
-                lines.append(f"    {ctx:<28} extract runs up to {value['extract_watermark']}")
-            else:
-                lines.append(f"    {ctx:<28} {value}")
+    for job, doc in sorted(info.bookmarks.items()):
+        lines.append(f"  {job:<10} run {doc.run_id} committed {doc.committed_at}")
+        lines += [_context_line(name, value) for name, value in sorted(info.contexts[job].items())]
     lines += ["", "recent runs:"]
-    for run in info["recent_runs"]:
-        if run:
-            lines.append(
-                f"  {run['run_id']} {run['job']:<10} {run['status']:<10} {run['seconds']:>7.1f} s  {run.get('message', '')}"
-            )
+    for run in info.recent_runs:
+        lines.append(f"  {run.run_id} {run.job:<10} {run.status:<10} {run.seconds:>7.1f} s  {run.message}")
     lines += ["", f"{'rows':<22}{'ToteSys':>10}   {'table':<22}{'warehouse':>10}"]
-    source, target = list(info["totesys_rows"].items()), list(info["warehouse_rows"].items())
+    source, target = list(info.totesys_rows.items()), list(info.warehouse_rows.items())
     for i in range(max(len(source), len(target))):
         left = f"{source[i][0]:<22}{source[i][1]!s:>10}" if i < len(source) else " " * 32
         right = f"{target[i][0]:<22}{target[i][1]!s:>10}" if i < len(target) else ""
         lines.append(f"{left}   {right}")
     lines += ["", "quarantined rows (set aside with a reason, see <LAKE_ROOT>/quarantine):"]
-    q = info["quarantine"]["tables"]
+    q = info.quarantine["tables"]
     if not q:
         lines.append("  none")
     for table, entry in q.items():
@@ -191,7 +289,7 @@ def render(settings: Settings) -> str:
         shown = ", ".join(f"{kind} {n}" for kind, n in reasons[:TOP_REASONS])
         more = f", {len(reasons) - TOP_REASONS} more reasons" if len(reasons) > TOP_REASONS else ""
         lines.append(f"  {table:<16}{entry['rows']:>6}  {shown}{more}")
-    stale = info["quarantine"]["not_committed"]
+    stale = info.quarantine["not_committed"]
     if stale:
         lines.append(
             "  not counted, from transform runs that did not commit (re-done by a later run): "

@@ -238,7 +238,8 @@ def _python_values(table: SourceTable, name: str, column: Any) -> list[Any]:
     if kind == "ts":
         if pa.types.is_timestamp(column.type):
             column = column.cast(pa.timestamp("us"))  # ns -> us is exact for these millisecond values
-        return column.to_pylist()
+        timestamps: list[Any] = column.to_pylist()  # pyarrow is untyped: Any
+        return timestamps
     converters: dict[str, Callable[[Any], Any]] = {
         "int": _to_int,
         "money": _to_money,

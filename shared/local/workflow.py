@@ -21,6 +21,7 @@ from shared.config import Settings
 from shared.contract.source import SourceTable
 from shared.jdbc.sources import Increment, check_reachable, read_increment
 from shared.jobs import extract
+from shared.lake.layout import LakeLayout
 from shared.lake.storage import run_lock
 from shared.runtime.context import JobContext, JobReport, LocalJobContext
 from shared.runtime.registry import (
@@ -69,7 +70,7 @@ def run_workflow(spark: SparkSession, settings: Settings, jobs: Sequence[str] = 
     Every database one of the jobs needs (shared.runtime.registry) is checked before the first starts.
     """
     reports: list[JobReport] = []
-    with run_lock(settings.state, f"totes run ({', '.join(jobs)})"):
+    with run_lock(LakeLayout.of(settings).lock, f"totes run ({', '.join(jobs)})"):
         for url in databases_needed(settings, jobs):
             check_reachable(spark, url)
         for name in jobs:

@@ -5,7 +5,7 @@ starts the GlueContext, calls `job.init` first, builds the one typed `Settings` 
 Secrets Manager, never from job arguments), and runs the job from the one registry `totes run` uses
 locally (shared/runtime/registry.py: the same databases checked first, the same notes, the same masking). Where the runtimes differ (docs/glue.md):
 
-- the extract reads with Glue's native JDBC job bookmarks (`glue_reader`), plus an optional
+- the extract reads with Glue's native JDBC job bookmarks (`GlueReader`), plus an optional
   look-back read outside the bookmark, de-duplicated by version key;
 - transform and load keep their state documents in `<LAKE_ROOT>/_state` on S3, exactly like
   `LocalJobContext` (`GlueJobContext` is one), and `job.commit()` runs last, inside `ctx.commit()`.
@@ -22,7 +22,7 @@ import json
 import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
@@ -286,8 +286,31 @@ class GlueJob(Protocol):
     def commit(self) -> None: ...
 
 
+class DynamicFrame(Protocol):
+    """What the extract needs of `awsglue.dynamicframe.DynamicFrame`."""
+
+    def toDF(self) -> DataFrame: ...  # Glue's own (camel-case) name
+
+
+class DynamicFrameReader(Protocol):
+    """What the extract needs of `GlueContext.create_dynamic_frame` (a `DynamicFrameReader`)."""
+
+    def from_options(
+        self, connection_type: str, connection_options: dict[str, Any], transformation_ctx: str
+    ) -> DynamicFrame: ...
+
+
+class GlueContextLike(Protocol):
+    """What the jobs need of `awsglue.context.GlueContext` (a fake in tests)."""
+
+    @property
+    def spark_session(self) -> SparkSession: ...
+    @property
+    def create_dynamic_frame(self) -> DynamicFrameReader: ...
+
+
 class GlueJobContext(LocalJobContext):
-    """LocalJobContext on S3, plus Glue's bookmark commit.
+    """The `JobContext` on Glue: a LocalJobContext on S3, plus Glue's bookmark commit.
 
     State documents (transform/load bookmarks, run history) are the same documents in the same place,
     `<LAKE_ROOT>/_state`, so `totes status` and the library read them alike. `commit()` writes them,
@@ -301,11 +324,9 @@ class GlueJobContext(LocalJobContext):
         spark: SparkSession,
         settings: Settings,
         job: GlueJob,
-        glue_context: Any = None,
         storage: Storage | None = None,
     ) -> None:
         self.job = job
-        self.glue_context = glue_context
         super().__init__(name, spark, settings, storage=storage)
 
     def commit(self) -> None:
@@ -342,8 +363,9 @@ def bookmarked_read_options(url: PgUrl, table: SourceTable, parallel: bool = Fal
     return options
 
 
-def glue_reader(ctx: JobContext, table: SourceTable) -> Increment:
-    """The extract's read on Glue: native JDBC job bookmark, plus the look-back window if set.
+@dataclass(frozen=True)
+class GlueReader:
+    """The extract's read on Glue (an `extract.Reader`): native JDBC job bookmark, plus the look-back window.
 
     Glue tracks the bookmark (committed by `job.commit()`), so the increment carries none. With
     LOOKBACK_MINUTES > 0 a second plain JDBC read takes the rows with `last_updated` at most that many
@@ -351,29 +373,28 @@ def glue_reader(ctx: JobContext, table: SourceTable) -> Increment:
     rows committed late, with a timestamp Glue's bookmark has already passed. The union is
     de-duplicated by (primary key, last_updated). Costs: see docs/glue.md.
     """
-    glue_context = getattr(ctx, "glue_context", None)
-    if glue_context is None:
-        raise TypeError("glue_reader needs a GlueJobContext that has a GlueContext")
-    url = ctx.settings.require_totesys()
-    frame = glue_context.create_dynamic_frame.from_options(
-        connection_type="postgresql",
-        # No committed extract yet: this is the full first read.
-        connection_options=bookmarked_read_options(
-            url, table, parallel=getattr(ctx, "previous_run_id", None) is None
-        ),
-        transformation_ctx=extract.transformation_ctx(table.name),
-    )
-    source = frame.toDF()
-    rows = _contract_rows(ctx.spark, table, source)
-    columns = source.columns
-    if ctx.settings.lookback_minutes:
-        anchor = lookback_anchor(getattr(ctx, "previous_run_id", None), datetime.now(UTC))
-        since = lookback_start(anchor, ctx.settings.lookback_minutes)
-        window = read_table(ctx.spark, url, table.name)
-        columns = columns or window.columns  # an empty DynamicFrame may have no columns at all
-        rows = union_versions(table, rows, window_rows(table, window, since))
-    # Source columns outside the contract are not extracted, and said so, as the local reader does.
-    return Increment(rows.persist(), None, extra_column_notes(table, columns))
+
+    glue_context: GlueContextLike
+
+    def __call__(self, ctx: JobContext, table: SourceTable) -> Increment:
+        url = ctx.settings.require_totesys()
+        frame = self.glue_context.create_dynamic_frame.from_options(
+            connection_type="postgresql",
+            # No committed extract yet: this is the full first read.
+            connection_options=bookmarked_read_options(url, table, parallel=ctx.previous_run_id is None),
+            transformation_ctx=extract.transformation_ctx(table.name),
+        )
+        source = frame.toDF()
+        rows = _contract_rows(ctx.spark, table, source)
+        columns = source.columns
+        if ctx.settings.lookback_minutes:
+            anchor = lookback_anchor(ctx.previous_run_id, datetime.now(UTC))
+            since = lookback_start(anchor, ctx.settings.lookback_minutes)
+            window = read_table(ctx.spark, url, table.name)
+            columns = columns or window.columns  # an empty DynamicFrame may have no columns at all
+            rows = union_versions(table, rows, window_rows(table, window, since))
+        # Source columns outside the contract are not extracted, and said so, as the local reader does.
+        return Increment(rows.persist(), None, extra_column_notes(table, columns))
 
 
 def _contract_rows(spark: SparkSession, table: SourceTable, rows: DataFrame) -> DataFrame:
@@ -478,7 +499,7 @@ def run_glue_job(
     name: str,
     args: Mapping[str, str],
     job: GlueJob,
-    glue_context: Any,
+    glue_context: GlueContextLike,
     secrets: Callable[[str], Any],
     storage: Storage | None = None,
     working_dir: Path | None = None,
@@ -499,11 +520,11 @@ def run_glue_job(
         settings = settings_from_glue_args(args, secrets)
         spark = glue_context.spark_session
         configure_session(spark)
-        ctx = GlueJobContext(name, spark, settings, job, glue_context=glue_context, storage=storage)
+        ctx = GlueJobContext(name, spark, settings, job, storage=storage)
         ship_ca_files(spark, settings, working_dir)
         for url in spec.databases(settings):
             check_reachable(spark, url)
-        run_registered(ctx, glue_reader)  # records a failure itself
+        run_registered(ctx, GlueReader(glue_context))  # records a failure itself
     except BaseException as exc:
         reason = failure_reason(exc, settings)
         print(f"totes {name} FAILED: {reason}", file=sys.stderr, flush=True)

@@ -3,7 +3,7 @@ failure is masked.
 
 `totes run`'s in-process workflow (shared/local/workflow.py) and the Glue seam (shared/runtime/glue.py) both look
 a job up here and run it with `run_registered(ctx, reader)`; only the extract's reader differs
-(`shared.local.workflow.local_reader` with the emulated bookmarks, `shared.runtime.glue.glue_reader` with Glue's
+(`shared.local.workflow.local_reader` with the emulated bookmarks, `shared.runtime.glue.GlueReader` with Glue's
 own). So neither runtime can lose what the other does: the databases checked before a job starts,
 the notes a succeeded job leaves in its run history (e.g. source columns not in the contract), and
 the masking of a failure's one line (the configured passwords, and anything shaped like one).
@@ -22,7 +22,7 @@ from shared.jdbc.warehouse import WarehouseError
 from shared.jobs import extract, load, transform
 from shared.jobs.extract import Reader
 from shared.lake.storage import LakeLocked
-from shared.runtime.context import JobContext, JobReport, LocalJobContext
+from shared.runtime.context import JobContext, JobReport
 
 
 @dataclass(frozen=True)
@@ -75,11 +75,11 @@ def databases_needed(settings: Settings, names: Iterable[str]) -> list[PgUrl]:
     return needed
 
 
-def run_registered(ctx: LocalJobContext, reader: Reader) -> JobReport:
+def run_registered(ctx: JobContext, reader: Reader) -> JobReport:
     """Run the job `ctx.name` to its commit, or record it FAILED (masked) and re-raise.
 
-    The run history keeps a succeeded job's notes, masked too. `ctx` is a LocalJobContext or the
-    GlueJobContext built on it (both record their run history in `<LAKE_ROOT>/_state/runs`).
+    The run history keeps a succeeded job's notes, masked too. `ctx` is either runtime's context
+    (LocalJobContext, or GlueJobContext built on it: both record their run in `<LAKE_ROOT>/_state/runs`).
     """
     spec = job_spec(ctx.name)
     try:
