@@ -66,9 +66,8 @@ def run(ctx: JobContext) -> Published | None:
     )
     if calendar is not None:
         tables[CALENDAR] = calendar
-    for table in (
-        pending.reshaped & tables.keys()
-    ):  # a fact with no new version keeps its entry, not its columns
+    # A reshaped table with no new rows (a fact) keeps its entry, but it now has the star's columns.
+    for table in pending.reshaped & tables.keys():
         tables[table] = dataclasses.replace(tables[table], columns=star_columns(table))
 
     published = publish(

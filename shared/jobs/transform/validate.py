@@ -102,7 +102,8 @@ def validate(
     valid: dict[str, DataFrame] = {}
     previous: dict[str, DataFrame] = {}
     known: dict[str, DataFrame] = {}
-    changed, small = set(), set()
+    changed: set[str] = set()
+    small: set[str] = set()
     with ctx.phase("json read + validate"):
         for table in VALIDATION_ORDER:
             source = SOURCE_TABLES[table]
