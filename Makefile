@@ -58,8 +58,9 @@ lint: setup ## ruff over the code, mypy (strict, pyproject.toml) over the job li
 	$(VENV)/bin/ruff format --check shared glue_jobs tests bench
 	$(VENV)/bin/mypy shared glue_jobs
 
-unit: setup ## only the fast tests (no pipeline runs)
-	$(VENV)/bin/pytest -q -m "not integration"
+# No PostgreSQL, no pipeline, no external tool, no slow Spark test (tests/conftest.py): under a minute.
+unit: setup ## the fast tests, real Spark included (no PostgreSQL, pipeline, terraform, checkov, moto, make)
+	$(VENV)/bin/pytest -q -m "not integration and not slow"
 
 # tf-check without its checkov step: pytest runs checkov (tests/test_terraform.py), once.
 test: setup checkov-env check-env ## the whole suite: lint, security checks, terraform fmt/init/validate, unit, real-Spark + real-PostgreSQL integration, infrastructure checks

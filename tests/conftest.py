@@ -3,6 +3,13 @@
 Tests never stop either of them. Each test that needs a database gets a fresh one on the shared
 server (`fresh_db`), and each pipeline test gets its own lake and catalog database, so tests never
 see each other's data.
+
+`make unit` runs `pytest -m "not integration and not slow"`: the fast real-Spark unit tests, with
+no PostgreSQL, no pipeline run and no external tool, in under a minute. `make test` runs everything.
+- `integration`: the test uses a fixture that needs the embedded PostgreSQL (marked here, in
+  `pytest_collection_modifyitems`, so no such test can slip into `make unit`), or its module marks
+  it: a pipeline run, terraform or checkov, moto, `make` in a subprocess, a fresh virtualenv.
+- `slow`: a real-Spark test of seconds of Spark jobs, listed in SLOW_TESTS below.
 """
 
 from __future__ import annotations
@@ -26,6 +33,40 @@ SNAPSHOT = Path(
         Path(__file__).resolve().parents[2] / "shared" / "data" / "totesys-2024-11-15",
     )
 )
+
+
+# The fixtures that start or use the embedded PostgreSQL server, directly or through another.
+POSTGRES_FIXTURES = frozenset({"pg", "fresh_db", "dbs", "clean_run", "reference"})
+
+# Real-Spark tests that each run many Spark jobs or a lot of data (whole fact tables written and
+# compacted, the real snapshot checked, every rule against many known keys): most of `make unit`'s
+# time if they were in it. By test file; None: every test in it. Measured with --durations.
+SLOW_TESTS: dict[str, frozenset[str] | None] = {
+    "test_compaction.py": None,  # each test writes a fact table of many Parquet files, then compacts it
+    "test_quality.py": frozenset(
+        {
+            "test_known_keys_cut_down_to_the_batch_references_give_the_same_verdicts",
+            "test_the_whole_real_snapshot_passes",
+            "test_every_row_lands_on_exactly_one_side",
+            "test_every_reason_of_a_row_is_given_in_contract_order",
+            "test_foreign_keys_are_checked_against_the_known_keys",
+            "test_a_null_optional_foreign_key_is_not_unknown",
+        }
+    ),
+    "test_transforms.py": frozenset(
+        {"test_updated_latest_equals_latest_versions_of_the_state_and_the_changes"}
+    ),
+}
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if POSTGRES_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)
+        slow = SLOW_TESTS.get(item.path.name, frozenset())
+        if slow is None or getattr(item, "originalname", item.name) in slow:
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")

@@ -343,6 +343,7 @@ def test_jobs_service_sees_only_the_package_and_runs_the_glue_scripts() -> None:
     assert re.search(r"^moto\[[^\]]*\bserver\b[^\]]*\]", requirements, flags=re.M)
 
 
+@pytest.mark.integration  # make package in a subprocess (the packaged fixture)
 def test_runner_spark_submits_the_three_glue_scripts_in_order_with_the_zip(
     packaged: Path, tmp_path: Path
 ) -> None:
@@ -361,6 +362,7 @@ def test_runner_spark_submits_the_three_glue_scripts_in_order_with_the_zip(
         assert "spark.hadoop.fs.s3a.path.style.access=true" in confs
 
 
+@pytest.mark.integration  # make package in a subprocess (the packaged fixture)
 def test_runner_passes_every_glue_argument_the_seam_reads_and_they_make_a_valid_config(
     packaged: Path, tmp_path: Path
 ) -> None:
@@ -411,12 +413,14 @@ def test_runner_passes_every_glue_argument_the_seam_reads_and_they_make_a_valid_
             )
 
 
+@pytest.mark.integration  # make package in a subprocess (the packaged fixture)
 def test_runner_stops_at_the_first_failed_job(packaged: Path, tmp_path: Path) -> None:
     submitted = run_runner(tmp_path, packaged, fail_job="transform")
     assert submitted.returncode != 0
     assert [Path(script_and_arguments(c)[1]).stem for c in submitted.calls] == ["extract", "transform"]
 
 
+@pytest.mark.integration  # make package in a subprocess (the packaged fixture)
 def test_runner_passes_the_ca_bundle_as_spark_files(packaged: Path, tmp_path: Path) -> None:
     workspace = tmp_path / "workspace"
     shutil.copytree(packaged, workspace)

@@ -21,6 +21,8 @@ import pytest
 
 from shared.local.embedded_pg import CLUSTER_HOME, READER, SUPERUSER, EmbeddedPostgres, EmbeddedPostgresError
 
+pytestmark = pytest.mark.integration  # every test starts or uses a PostgreSQL server
+
 
 def _postmaster_pid(server: EmbeddedPostgres) -> int:
     return int((server.root / "data" / "postmaster.pid").read_text().split()[0])

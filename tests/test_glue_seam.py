@@ -316,6 +316,7 @@ def put_secret(name: str, value: str | None) -> str:
     return arn
 
 
+@pytest.mark.integration  # moto's AWS
 def test_secrets_are_read_from_secrets_manager_in_the_arns_region(aws) -> None:
     totesys = put_secret("totes/totesys", json.dumps(login()))
     warehouse = put_secret("totes/warehouse", json.dumps(login(dbname="warehouse", port="5433")))
@@ -327,6 +328,7 @@ def test_secrets_are_read_from_secrets_manager_in_the_arns_region(aws) -> None:
     assert settings.require_warehouse().jdbc_url.endswith(f":5433/warehouse{VERIFY_FULL}")
 
 
+@pytest.mark.integration  # moto's AWS
 @pytest.mark.parametrize(
     ("value", "message"),
     [
@@ -352,6 +354,7 @@ def test_unreadable_secrets_fail_with_one_line_naming_argument_and_secret(aws, v
     assert not any(isinstance(e, json.JSONDecodeError) or PASSWORD in str(e) for e in chain)
 
 
+@pytest.mark.integration  # moto's AWS
 def test_a_missing_secret_is_a_config_error(aws) -> None:
     reader = glue.secrets_manager_reader()
     with pytest.raises(ConfigError, match="does not exist or holds no value yet"):
@@ -411,6 +414,7 @@ def lake(aws, monkeypatch: pytest.MonkeyPatch) -> S3Storage:
     return S3Storage(client)
 
 
+@pytest.mark.integration  # moto's AWS
 def test_glue_job_context_keeps_state_on_s3_and_commits_glue_last(spark, lake) -> None:
     settings = glue.settings_from_glue_args(ARGS, logins())
     state = "s3://totes-processed/_state/bookmarks/load.json"
@@ -429,6 +433,7 @@ def test_glue_job_context_keeps_state_on_s3_and_commits_glue_last(spark, lake) -
     assert second.run_id > first.run_id and second.previous_run_id == first.run_id
 
 
+@pytest.mark.integration  # moto's AWS
 def test_run_glue_job_inits_first_runs_the_library_job_and_commits_last(
     spark, lake, capsys, extra_files
 ) -> None:
@@ -442,6 +447,7 @@ def test_run_glue_job_inits_first_runs_the_library_job_and_commits_last(
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["status"] == "SUCCEEDED"
 
 
+@pytest.mark.integration  # moto's AWS
 def test_a_failed_run_logs_one_line_records_failed_and_reraises(spark, lake, capsys, extra_files) -> None:
     job = RecordingJob(lake, "s3://totes-processed/_state/bookmarks/transform.json", fail_commit=True)
     with pytest.raises(glue.GlueJobFailed, match="^RuntimeError: bookmark service unavailable$"):
@@ -454,6 +460,7 @@ def test_a_failed_run_logs_one_line_records_failed_and_reraises(spark, lake, cap
     assert (history["status"], history["message"]) == ("FAILED", "RuntimeError: bookmark service unavailable")
 
 
+@pytest.mark.integration  # moto's AWS
 def test_a_glue_failure_is_masked_exactly_like_a_local_one(
     spark, lake, capsys, monkeypatch, tmp_path, extra_files
 ) -> None:
@@ -494,6 +501,7 @@ def test_a_glue_failure_is_masked_exactly_like_a_local_one(
     assert PASSWORD not in shown and "Other-Secret-77" not in shown
 
 
+@pytest.mark.integration  # moto's AWS
 def test_a_job_without_the_ca_bundle_fails_in_one_line_naming_extra_files(
     spark, lake, capsys, tmp_path
 ) -> None:
@@ -514,6 +522,7 @@ def test_a_job_without_the_ca_bundle_fails_in_one_line_naming_extra_files(
     )
 
 
+@pytest.mark.integration  # moto's AWS
 def test_a_config_error_fails_before_any_state_or_commit(spark, lake, capsys) -> None:
     job = RecordingJob(lake, "s3://totes-processed/_state/bookmarks/transform.json")
     with pytest.raises(glue.GlueJobFailed, match="'port' must be a whole number"):

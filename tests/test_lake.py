@@ -39,6 +39,7 @@ def test_local_state_round_trip_is_atomic_and_lists_only_visible_names(tmp_path)
     assert store.list_names(str(tmp_path / "state" / "bookmarks")) == ["extract.json"]  # no temp files left
 
 
+@pytest.mark.integration  # moto's S3
 def test_s3_state_round_trip_and_listing() -> None:
     with mock_aws():
         client = boto3.client("s3", region_name="eu-west-2")
@@ -69,6 +70,7 @@ def test_local_move_and_delete_take_hadoops_checksum_files_along(tmp_path) -> No
     assert not (tmp_path / "staging").exists()
 
 
+@pytest.mark.integration  # moto's S3
 def test_s3_move_delete_and_exists_on_binary_objects() -> None:
     with mock_aws():
         client = boto3.client("s3", region_name="eu-west-2")

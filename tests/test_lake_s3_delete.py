@@ -18,6 +18,8 @@ from moto import mock_aws
 
 from shared.lake.storage import S3Storage
 
+pytestmark = pytest.mark.integration  # moto's S3
+
 
 def test_s3_delete_raises_when_s3_kept_objects_back() -> None:
     with mock_aws():

@@ -79,6 +79,7 @@ def glue_import_closure() -> list[str]:
     )
 
 
+@pytest.mark.integration  # make package in a subprocess
 def test_zip_holds_exactly_what_the_glue_scripts_import(dist: Path) -> None:
     with zipfile.ZipFile(dist / "shared.zip") as archive:
         names = archive.namelist()
@@ -126,6 +127,7 @@ def test_closure_follows_relative_and_lazy_imports_and_leaves_the_rest(tmp_path:
     ]
 
 
+@pytest.mark.integration  # make package in a subprocess
 def test_ca_bundles_go_beside_the_zip_not_into_it(dist: Path) -> None:
     bundles = sorted((ROOT / "shared" / "certs").glob("*.pem"))
     assert sorted(p.name for p in dist.glob("*.pem")) == [b.name for b in bundles]
@@ -135,6 +137,7 @@ def test_ca_bundles_go_beside_the_zip_not_into_it(dist: Path) -> None:
         assert all(name.endswith(".py") for name in archive.namelist())
 
 
+@pytest.mark.integration  # make package in a subprocess
 def test_package_target_copies_the_ca_bundle_and_drops_a_stale_one(tmp_path: Path) -> None:
     # A copy of the sources with a bundle of its own, so this holds whether or not the checkout has one.
     project = tmp_path / "project"
@@ -168,6 +171,7 @@ def test_package_target_copies_the_ca_bundle_and_drops_a_stale_one(tmp_path: Pat
         assert not [n for n in archive.namelist() if "certs" in n or n.endswith(".pem")]
 
 
+@pytest.mark.integration  # make package in a subprocess
 def test_zip_is_reproducible(dist: Path, tmp_path: Path) -> None:
     make_package(tmp_path)
     first, second = (d / "shared.zip" for d in (dist, tmp_path))
@@ -178,6 +182,7 @@ def test_zip_is_reproducible(dist: Path, tmp_path: Path) -> None:
         }
 
 
+@pytest.mark.integration  # make package in a subprocess
 def test_glue_scripts_are_copied_unchanged(dist: Path) -> None:
     sources = sorted((ROOT / "glue_jobs").glob("*.py"))
     assert [p.name for p in sources] == ["extract.py", "load.py", "transform.py"]
@@ -186,6 +191,7 @@ def test_glue_scripts_are_copied_unchanged(dist: Path) -> None:
         assert (dist / "glue_jobs" / source.name).read_bytes() == source.read_bytes()
 
 
+@pytest.mark.integration  # make package in a subprocess
 def test_the_zip_alone_runs_the_glue_scripts_imports_in_a_fresh_interpreter(
     dist: Path, tmp_path: Path
 ) -> None:

@@ -144,6 +144,7 @@ def job_arguments(step: str) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.integration  # terraform
 def test_terraform_fmt_is_clean() -> None:
     terraform = shutil.which("terraform")
     if terraform is None:
@@ -232,6 +233,7 @@ def diagnostics(report: dict[str, Any]) -> list[str]:
     return lines
 
 
+@pytest.mark.integration  # terraform
 def test_terraform_validate_accepts_the_stack(initialised_stack: Path) -> None:
     # The provider's own checks run here (argument names and types, and value rules such as the
     # characters EC2 allows in a security group rule description), which no HCL parsing can do.
@@ -247,6 +249,7 @@ def test_terraform_validate_accepts_the_stack(initialised_stack: Path) -> None:
     assert not problems, f"terraform validate warns:\n{problems}"
 
 
+@pytest.mark.integration  # terraform
 def test_terraform_test_runs_of_the_variable_rules_pass(initialised_stack: Path) -> None:
     # terraform/tests/*.tftest.hcl: each run plans the whole stack against a mocked AWS provider
     # (no credentials, no network); expect_failures runs pass only if the variable refuses the value.
@@ -749,6 +752,7 @@ def make_dry_run(*args: str) -> list[str]:
     return result.stdout.splitlines()
 
 
+@pytest.mark.integration  # make in a subprocess
 def test_make_test_validates_terraform_and_scans_it_once() -> None:
     commands = make_dry_run("test")
     terraform = [c for c in commands if c.startswith("terraform ")]
@@ -763,6 +767,7 @@ def test_make_test_validates_terraform_and_scans_it_once() -> None:
     assert any("pytest" in c for c in commands[validate:]), commands
 
 
+@pytest.mark.integration  # make in a subprocess
 @pytest.mark.parametrize("mirror", ["existing", "missing", "unset"])
 def test_terraform_init_uses_the_provider_mirror_only_when_it_exists(mirror: str, tmp_path: Path) -> None:
     plugin_dir = {"existing": str(tmp_path), "missing": str(tmp_path / "no-such-mirror"), "unset": ""}[mirror]
@@ -773,6 +778,7 @@ def test_terraform_init_uses_the_provider_mirror_only_when_it_exists(mirror: str
         assert [f for f in inits[0].split() if f.startswith("-plugin-dir")] == expected, (target, inits[0])
 
 
+@pytest.mark.integration  # checkov
 def test_checkov_reports_no_failed_checks() -> None:
     if not CHECKOV.exists():
         pytest.fail(
