@@ -23,7 +23,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from shared.config import ConfigError, PgUrl, Settings, parse_pg_url
-from shared.runtime.context import JobReport
 
 LOCAL_HOME = Path(os.environ.get("TOTES_HOME", ".local"))
 EXIT_FAILED = 1
@@ -85,6 +84,7 @@ def _spark(settings: Settings):  # type: ignore[no-untyped-def]
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from shared.local.summary import job_progress, render_reports
     from shared.local.workflow import JOBS, JobFailed, run_workflow
 
     settings = _with_databases(_settings(args))
@@ -97,12 +97,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     spark = _spark(settings)
     print(f"  spark ready in {time.monotonic() - started:.1f} s")
     try:
-        reports = run_workflow(spark, settings, jobs)
+        reports = run_workflow(spark, settings, jobs, progress=job_progress)
     except JobFailed as failed:
-        _print_reports(failed.reports)
+        if failed.reports:
+            print("\n" + render_reports(failed.reports))
         print(f"FAILED: {failed}", file=sys.stderr)
         return EXIT_FAILED
-    _print_reports(reports)
+    print("\n" + render_reports(reports))
     print(f"total {time.monotonic() - started:.1f} s (Spark start-up included)")
     print(
         "\nLook at the result:\n"
@@ -113,19 +114,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         "  .venv/bin/totes simulate --paid-batch --edits 3 && make run"
     )
     return 0
-
-
-def _print_reports(reports: Sequence[JobReport]) -> None:
-    for report in reports:
-        print(f"\n{report.job} [{report.status}] run {report.run_id} in {report.seconds:.1f} s")
-        if report.message:
-            print(f"  {report.message}")
-        if not report.tables:
-            print("  nothing new")
-            continue
-        print(f"  {'table':<22}{'read':>10}{'written':>10}{'quarantined':>13}{'loaded':>10}")
-        for name, stats in sorted(report.tables.items()):
-            print(f"  {name:<22}{stats.read:>10}{stats.written:>10}{stats.quarantined:>13}{stats.loaded:>10}")
 
 
 def cmd_seed(args: argparse.Namespace) -> int:
