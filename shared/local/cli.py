@@ -1,6 +1,7 @@
 """`totes`: the command line for people (and `make run`).
 
     totes run [--job extract|transform|load]   one workflow run (or one job)
+    totes schedule [--every MIN] [--timeout MIN] the workflow every 20 minutes, alerts by email
     totes seed [--from-parquet DIR | --scale N] [--if-empty]
     totes simulate [--sales-orders N ...]      changes like the live ToteSys makes
     totes status                                 bookmarks, last runs, row counts, quarantine
@@ -17,9 +18,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import sys
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from shared.config import ConfigError, PgUrl, Settings, parse_pg_url
@@ -113,6 +116,51 @@ def cmd_run(args: argparse.Namespace) -> int:
         "Make changes like the live ToteSys, then run again (incremental):\n"
         "  .venv/bin/totes simulate --paid-batch --edits 3 && make run"
     )
+    return 0
+
+
+def cmd_schedule(args: argparse.Namespace) -> int:
+    from shared.local import schedule
+    from shared.local.alerts import AlertConfig, Alerter
+
+    settings = _settings(args)
+    alerts = AlertConfig.from_env(os.environ, smtp_url=args.smtp_url, alert_email=args.alert_email)
+    if args.every <= 0 or args.timeout < 0:
+        raise ConfigError("--every must be above 0 minutes and --timeout at least 0 (0: no timeout)")
+    resolved = _with_databases(settings)  # to mask the passwords in what a failed run printed
+    env = dict(os.environ)  # the child `totes run` gets the settings through its environment
+    for flag, var in (("totesys_url", "TOTESYS_URL"), ("warehouse_url", "WAREHOUSE_URL")):
+        if getattr(args, flag, None):
+            env[var] = getattr(args, flag)
+    env["LAKE_ROOT"], env["CATALOG_DATABASE"] = settings.lake_root, settings.catalog_database
+    log_dir = schedule.log_dir_for(settings, LOCAL_HOME)
+    lock = schedule.scheduler_lock(log_dir)
+    timeout = timedelta(minutes=args.timeout) if args.timeout else None
+    run = schedule.WorkflowProcess(resolved, env, log_dir, timeout=timeout)
+    alerter = None
+    if alerts is not None:
+        context = f"lake:    {settings.lake_root}\nhost:    {socket.gethostname()}"
+        alerter = Alerter(alerts, log_dir / "alert_state.json", context=context)
+    scheduler = schedule.Scheduler(
+        run, every=timedelta(minutes=args.every), log=schedule.ScheduleLog(log_dir), alerter=alerter
+    )
+    schedule.install_stop_signals(scheduler, run)
+    first = schedule.next_tick(datetime.now(UTC), scheduler.every)
+    print(f"totes schedule: every {args.every:g} min, first run at {first:%H:%M:%S} UTC")
+    print(f"  lake      {settings.lake_root}")
+    print(f"  timeout   {f'{args.timeout:g} min per run' if timeout else 'none'}")
+    print(
+        f"  alerts    to {', '.join(alerts.recipients)} via {alerts.smtp.masked}"
+        if alerts
+        else "  alerts    off (set ALERT_EMAIL and SMTP_URL)"
+    )
+    print(f"  log       {log_dir / 'schedule.jsonl'} (each run's output in {log_dir / 'runs'})")
+    print("  SIGTERM or Ctrl-C stops it after the run in progress (twice: now)", flush=True)
+    try:
+        scheduler.run_forever()
+    finally:
+        lock.close()
+    print(f"totes schedule: stopped after {scheduler.ticks} ticks", flush=True)
     return 0
 
 
@@ -217,6 +265,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--url",
         help="postgresql:// URL of the database to write (default: the embedded totesys; never TOTESYS_URL)",
     )
+    p = sub.add_parser(
+        "schedule", parents=[common], help="run the workflow every 20 minutes on the clock, alert on failure"
+    )
+    p.add_argument("--every", type=float, default=20.0, metavar="MINUTES", help="cadence (default 20)")
+    p.add_argument(
+        "--timeout", type=float, default=60.0, metavar="MINUTES", help="per run, then killed (0: none)"
+    )
+    p.add_argument("--alert-email", help="who is emailed when runs fail and recover (env ALERT_EMAIL)")
+    p.add_argument("--smtp-url", help="smtp://[user:pass@]host[:port] or smtps://... (env SMTP_URL)")
+    p.set_defaults(func=cmd_schedule)
+
     p = sub.add_parser("seed", parents=[writable], help="create and fill a ToteSys database")
     p.add_argument("--from-parquet", metavar="DIR", help="load a snapshot (one Parquet file per table)")
     p.add_argument("--scale", type=float, default=1.0, help="synthetic volume, 1 = the real sizes")
