@@ -104,9 +104,13 @@ def test_seed_run_status_and_query_end_to_end(tmp_path, pg) -> None:
     assert "extract_sales_order" in status.stdout and "SUCCEEDED" in status.stdout
     assert f"{'fact_sales_order':<22}{orders:>10}" in status.stdout
 
-    query = totes("query", "SELECT count(*) AS n FROM fact_sales_order", env=env)
+    query = totes("query", "SELECT count(*) AS n FROM fact_sales_order", env=env)  # DuckDB over the lake
     assert query.returncode == 0, query.stderr
     assert f"|{orders}|" in query.stdout.replace(" ", "").splitlines()
+    assert "rows in" in query.stdout and "DuckDB" in query.stdout
+    spark_sql = totes("query", "--engine", "spark", "SELECT count(*) AS n FROM fact_sales_order", env=env)
+    assert spark_sql.returncode == 0, spark_sql.stderr
+    assert f"|{orders}|" in spark_sql.stdout.replace(" ", "").splitlines()
 
     one_job = totes("run", "--job", "transform", env=env)
     assert (

@@ -5,7 +5,7 @@
     totes seed [--from-parquet DIR | --scale N] [--if-empty]
     totes simulate [--sales-orders N ...]      changes like the live ToteSys makes
     totes status                                 bookmarks, last runs, row counts, quarantine
-    totes query "SQL"                            SQL over the processed lake through the catalog
+    totes query "SQL" | --saved NAME             SQL over the processed lake (DuckDB; --engine spark)
     totes db start|stop|urls|destroy             the embedded PostgreSQL
 
 Settings come from the environment (TOTESYS_URL, WAREHOUSE_URL, LAKE_ROOT, CATALOG_DATABASE,
@@ -22,7 +22,7 @@ import socket
 import sys
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from shared.config import ConfigError, PgUrl, Settings, parse_pg_url
@@ -213,7 +213,23 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_query(args: argparse.Namespace) -> int:
+    from shared.local import query
+
     settings = _settings(args)
+    if args.list_saved:
+        for name, path in query.saved_queries().items():
+            print(f"{name:<40}{query.description(path.read_text(encoding='utf-8'))}")
+        return 0
+    if (args.sql is None) == (args.saved is None):
+        raise ConfigError('give either SQL ("SELECT ...") or --saved NAME (--list-saved lists them)')
+    if args.engine == "spark" and (args.saved or args.as_of):
+        raise ConfigError("--saved and --as-of run on the DuckDB engine (the saved queries are Athena SQL)")
+    if args.engine == "duckdb":
+        as_of = _date(args.as_of) if args.as_of else None
+        sql = args.sql if args.sql is not None else query.saved_query(args.saved)
+        result = query.run_sql(settings, query.athena_to_duckdb(query.with_as_of(sql, as_of)))
+        print(query.render(result, args.limit))
+        return 0
     spark = _spark(settings)
     if not spark.catalog.databaseExists(settings.catalog_database):
         raise ConfigError(
@@ -223,6 +239,13 @@ def cmd_query(args: argparse.Namespace) -> int:
     result = spark.sql(args.sql)
     result.show(n=args.limit, truncate=False)
     return 0
+
+
+def _date(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(f"--as-of must be a date YYYY-MM-DD (got {value!r})") from None
 
 
 def cmd_db(args: argparse.Namespace) -> int:
@@ -296,8 +319,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("query", parents=[common], help="SQL over the processed lake (catalog tables)")
-    p.add_argument("sql")
-    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("sql", nargs="?", help="SQL naming the catalog's tables (fact_sales_order, dim_staff ...)")
+    p.add_argument("--limit", type=int, default=50, help="rows shown (default 50)")
+    p.add_argument(
+        "--engine",
+        choices=["duckdb", "spark"],
+        default="duckdb",
+        help="duckdb (default: the published Parquet, instant) or spark (Spark SQL through the catalog)",
+    )
+    p.add_argument("--saved", metavar="NAME", help="run an Athena saved query (terraform/queries/NAME.sql)")
+    p.add_argument("--list-saved", action="store_true", help="list the saved queries")
+    p.add_argument(
+        "--as-of", metavar="YYYY-MM-DD", help="the day current_date stands for (e.g. a snapshot's)"
+    )
     p.set_defaults(func=cmd_query)
 
     p = sub.add_parser("db", help="the embedded PostgreSQL")
