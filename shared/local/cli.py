@@ -2,6 +2,7 @@
 
     totes run [--job extract|transform|load]   one workflow run (or one job)
     totes schedule [--every MIN] [--timeout MIN] the workflow every 20 minutes, alerts by email
+    totes dashboard [--port N] [--open]          a local web page over the warehouse and the runs
     totes seed [--from-parquet DIR | --scale N] [--if-empty]
     totes simulate [--sales-orders N ...]      changes like the live ToteSys makes
     totes status                                 bookmarks, last runs, row counts, quarantine
@@ -161,6 +162,17 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     finally:
         lock.close()
     print(f"totes schedule: stopped after {scheduler.ticks} ticks", flush=True)
+    return 0
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from shared.local.dashboard.server import serve
+
+    settings = _with_databases(_settings(args))
+    try:
+        serve(settings, args.port, open_browser=args.open)
+    except KeyboardInterrupt:
+        print("totes dashboard: stopped")
     return 0
 
 
@@ -333,6 +345,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--as-of", metavar="YYYY-MM-DD", help="the day current_date stands for (e.g. a snapshot's)"
     )
     p.set_defaults(func=cmd_query)
+
+    p = sub.add_parser(
+        "dashboard", parents=[common], help="a local web page: sales, payments, pipeline health"
+    )
+    p.add_argument("--port", type=int, default=8050, help="on 127.0.0.1 (default 8050; 0: any free port)")
+    p.add_argument("--open", action="store_true", help="open it in the default browser")
+    p.set_defaults(func=cmd_dashboard)
 
     p = sub.add_parser("db", help="the embedded PostgreSQL")
     p.add_argument("action", choices=["start", "stop", "urls", "destroy"])
