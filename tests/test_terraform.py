@@ -705,7 +705,7 @@ def test_athena_workgroup_enforces_encrypted_results_and_queries_use_partitions(
     sql_files = {p.stem: p.read_text(encoding="utf-8") for p in sorted((TF_DIR / "queries").glob("*.sql"))}
     assert set(sql_files) == set(queries)
     for name, query in queries.items():
-        assert query["query"] == f"${{file(\"${{path.module}}/queries/{name}.sql\")}}"
+        assert query["query"] == f'${{file("${{path.module}}/queries/{name}.sql")}}'
     text = "\n".join(sql_files.values())
     for table in (
         "fact_sales_order",
