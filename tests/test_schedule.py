@@ -165,6 +165,25 @@ def test_carries_on_after_failures_alerting_once_and_on_recovery(tmp_path) -> No
     ]
 
 
+def test_a_run_function_that_raises_is_a_failed_run_and_the_schedule_goes_on(tmp_path) -> None:
+    clock = FakeClock(at(10, 7))
+    calls: list[datetime] = []
+
+    def flaky(tick: datetime) -> RunOutcome:
+        calls.append(tick)
+        if len(calls) == 1:
+            raise OSError("cannot start postgresql://etl:hunter2@db/wh")
+        return RunOutcome("SUCCEEDED", run_id="r2")
+
+    log = ScheduleLog(tmp_path, out=open(os.devnull, "w"))  # noqa: SIM115
+    Scheduler(flaky, every=TWENTY, clock=clock, log=log, max_ticks=2).run_forever()
+    first, second = log.entries()
+    assert (
+        first["status"] == "FAILED" and first["reason"] == "OSError: cannot start postgresql://etl:***@db/wh"
+    )
+    assert second["status"] == "SUCCEEDED" and calls == [at(10, 20), at(10, 40)]
+
+
 def test_a_stop_during_a_run_lets_it_finish_then_stops(tmp_path) -> None:
     clock = FakeClock(at(10, 7))
     runs = FakeRuns(clock, ["SUCCEEDED"] * 5, minutes=[45] * 5)

@@ -206,6 +206,8 @@ class Scheduler:
             self.running = tick
             try:
                 outcome = self.run(tick)
+            except Exception as exc:  # the run function itself broke: a failed run, the schedule goes on
+                outcome = RunOutcome("FAILED", redact(f"{type(exc).__name__}: {exc}".splitlines()[0]))
             finally:
                 self.running = None
             self.log.record(tick, outcome, self._alert(tick, outcome))
