@@ -8,6 +8,8 @@ PY := $(VENV)/bin/python
 TOTES := $(VENV)/bin/totes
 STAMP := $(VENV)/.installed
 JDBC_JAR ?= /usr/share/java/postgresql.jar
+# Headless Chromium and its WebDriver, for the dashboard's browser test (tests/test_dashboard.py).
+CHROMEDRIVER ?= /usr/bin/chromedriver
 
 export SPARK_LOCAL_IP ?= 127.0.0.1
 export PYSPARK_PYTHON ?= $(abspath $(PY))
@@ -27,7 +29,7 @@ endif
 # on two cores cut the suite's wall time; PYTEST_PARALLEL= runs it in one process.
 PYTEST_PARALLEL ?= -n 2 --dist loadfile
 
-.PHONY: help setup run test lint unit bench clean
+.PHONY: help setup chromium run test lint unit bench clean
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
@@ -49,6 +51,14 @@ $(JDBC_JAR):
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq libpostgresql-jdbc-java >/dev/null \
 	  || { echo "could not install it: install libpostgresql-jdbc-java, or set TOTES_JDBC_JAR to a postgresql-*.jar"; exit 1; }
 
+chromium: $(CHROMEDRIVER) ## headless Chromium + chromedriver (Debian packages) for the dashboard's browser test
+
+$(CHROMEDRIVER):
+	@echo "Chromium missing: installing Debian's chromium and chromium-driver (the dashboard test drives them)"
+	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null \
+	  || { echo "could not install them: install chromium and chromium-driver, or set CHROMEDRIVER to a chromedriver"; exit 1; }
+
 run: setup ## one end-to-end workflow run on the embedded PostgreSQL (seeds ToteSys on first use)
 	$(TOTES) seed --if-empty
 	$(TOTES) run
@@ -63,7 +73,7 @@ unit: setup ## the fast tests, real Spark included (no PostgreSQL, pipeline, ter
 	$(VENV)/bin/pytest -q -m "not integration and not slow"
 
 # tf-check without its checkov step: pytest runs checkov (tests/test_terraform.py), once.
-test: setup checkov-env check-env ## the whole suite: lint, security checks, terraform fmt/init/validate, unit, real-Spark + real-PostgreSQL integration, infrastructure checks
+test: setup checkov-env check-env $(CHROMEDRIVER) ## the whole suite: lint, security checks, terraform fmt/init/validate, unit, real-Spark + real-PostgreSQL integration, infrastructure checks
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory check
 	$(MAKE) --no-print-directory tf-check TF_CHECK_CHECKOV=

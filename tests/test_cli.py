@@ -110,15 +110,29 @@ def test_seed_run_status_and_query_end_to_end(tmp_path, pg) -> None:
     fact_line = next(line for line in load_lines.splitlines() if line.strip().startswith("fact_sales_order"))
     assert fact_line.split()[-1] == str(orders)  # loaded
     assert pg.url(warehouse).split("@")[0].split(":")[-1] not in ran.stdout  # password never printed
+    # a progress line per job, then the summary: source tables and star tables apart
+    progress = [line.split(" ... ")[0].strip() for line in ran.stdout.splitlines() if " ... done in " in line]
+    assert progress == ["extract", "transform", "load"]
+    transform_block = ran.stdout.split("transform [SUCCEEDED]")[1].split("load [SUCCEEDED]")[0]
+    source_part, star_part = transform_block.split("star tables")
+    assert "source tables" in source_part and "sales_order " in source_part and "dim_" not in source_part
+    assert "fact_sales_order" in star_part and "\n  sales_order " not in star_part
+    # stderr: nothing that is not about the pipeline (platformdirs, Hadoop's native library, log levels)
+    assert "Warning" not in ran.stderr and "NativeCodeLoader" not in ran.stderr, ran.stderr
+    assert "Setting default log level" not in ran.stderr, ran.stderr
 
     status = totes("status", env=env)
     assert status.returncode == 0, status.stderr
     assert "extract_sales_order" in status.stdout and "SUCCEEDED" in status.stdout
     assert f"{'fact_sales_order':<22}{orders:>10}" in status.stdout
 
-    query = totes("query", "SELECT count(*) AS n FROM fact_sales_order", env=env)
+    query = totes("query", "SELECT count(*) AS n FROM fact_sales_order", env=env)  # DuckDB over the lake
     assert query.returncode == 0, query.stderr
     assert f"|{orders}|" in query.stdout.replace(" ", "").splitlines()
+    assert "rows in" in query.stdout and "DuckDB" in query.stdout
+    spark_sql = totes("query", "--engine", "spark", "SELECT count(*) AS n FROM fact_sales_order", env=env)
+    assert spark_sql.returncode == 0, spark_sql.stderr
+    assert f"|{orders}|" in spark_sql.stdout.replace(" ", "").splitlines()
 
     one_job = totes("run", "--job", "transform", env=env)
     assert (

@@ -704,7 +704,12 @@ def test_athena_workgroup_enforces_encrypted_results_and_queries_use_partitions(
     named = resource("aws_athena_named_query", "this")
     assert named["database"] == "${aws_glue_catalog_database.this.name}"
     assert named["workgroup"] == "${aws_athena_workgroup.this.id}"
-    text = raw_files()["athena.tf"]
+    # the SQL is in terraform/queries/<name>.sql, one file per named query, read with file()
+    sql_files = {p.stem: p.read_text(encoding="utf-8") for p in sorted((TF_DIR / "queries").glob("*.sql"))}
+    assert set(sql_files) == set(queries)
+    for name, query in queries.items():
+        assert query["query"] == f'${{file("${{path.module}}/queries/{name}.sql")}}'
+    text = "\n".join(sql_files.values())
     for table in (
         "fact_sales_order",
         "fact_purchase_order",

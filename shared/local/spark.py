@@ -14,6 +14,8 @@ from pyspark.sql import SparkSession
 
 DEBIAN_JDBC_JAR = Path("/usr/share/java/postgresql.jar")
 JDBC_PACKAGE = "org.postgresql:postgresql:42.7.4"
+# Spark's default logging without its start-up notes that are not about the pipeline (see the file).
+LOG4J2_CONFIG = Path(__file__).with_name("log4j2.properties")
 
 
 def jdbc_jar() -> str | None:
@@ -37,6 +39,8 @@ def build_spark(catalog_dir: Path, app_name: str = "totes", shuffle_partitions: 
     catalog_dir = catalog_dir.resolve()
     catalog_dir.mkdir(parents=True, exist_ok=True)
     java_opts = f"-Duser.timezone=UTC -Dderby.system.home={catalog_dir}"
+    if LOG4J2_CONFIG.is_file():
+        java_opts += f" -Dlog4j2.configurationFile={LOG4J2_CONFIG.resolve().as_uri()}"
     builder = (
         SparkSession.builder.appName(app_name)
         .master(os.environ.get("TOTES_SPARK_MASTER", "local[2]"))

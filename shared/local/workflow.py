@@ -12,7 +12,8 @@ Called by `totes run` and by the integration tests.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from datetime import timedelta
 
 from pyspark.sql import SparkSession
@@ -64,18 +65,26 @@ def run_job(name: str, spark: SparkSession, settings: Settings) -> JobReport:
     return run_registered(LocalJobContext(name, spark, settings), local_reader)
 
 
-def run_workflow(spark: SparkSession, settings: Settings, jobs: Sequence[str] = JOBS) -> list[JobReport]:
+def run_workflow(
+    spark: SparkSession,
+    settings: Settings,
+    jobs: Sequence[str] = JOBS,
+    progress: Callable[[str], AbstractContextManager[object]] | None = None,
+) -> list[JobReport]:
     """Run `jobs` in order under the lake lock; stop at the first failure (raises JobFailed).
 
     Every database one of the jobs needs (shared.runtime.registry) is checked before the first starts.
+    `progress(job)`, when given, wraps each job (`totes run` prints a line per job with it:
+    shared.local.summary.job_progress).
     """
     reports: list[JobReport] = []
     with run_lock(LakeLayout.of(settings).lock, f"totes run ({', '.join(jobs)})"):
         for url in databases_needed(settings, jobs):
             check_reachable(spark, url)
         for name in jobs:
-            try:
-                reports.append(run_job(name, spark, settings))
-            except Exception as exc:
-                raise JobFailed(name, failure_reason(exc, settings), reports) from exc
+            with progress(name) if progress else nullcontext():
+                try:
+                    reports.append(run_job(name, spark, settings))
+                except Exception as exc:
+                    raise JobFailed(name, failure_reason(exc, settings), reports) from exc
     return reports
