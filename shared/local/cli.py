@@ -254,8 +254,7 @@ def cmd_query(args: argparse.Namespace) -> int:
             f"catalog database '{settings.catalog_database}' does not exist yet: run `totes run` first"
         )
     spark.catalog.setCurrentDatabase(settings.catalog_database)
-    result = spark.sql(args.sql)
-    result.show(n=args.limit, truncate=False)
+    spark.sql(args.sql).show(n=args.limit, truncate=False)
     return 0
 
 
