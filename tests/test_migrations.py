@@ -194,7 +194,7 @@ def test_the_legacy_ddl_file_is_what_the_old_code_created(tmp_path) -> None:
         [
             sys.executable,
             "-c",
-            "from shared.jdbc.warehouse import warehouse_ddl; [print(s + ';') for s in warehouse_ddl()]",
+            "from shared.warehouse import warehouse_ddl; [print(s + ';') for s in warehouse_ddl()]",
         ],
         cwd=tmp_path,
         env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"},

@@ -23,6 +23,7 @@ import pytest
 from smtp_support import smtp_server
 
 from shared.config import Settings, parse_pg_url
+from shared.lake.layout import LakeLayout
 from shared.lake.storage import run_lock
 from shared.local.alerts import AlertConfig, Alerter
 from shared.local.schedule import (
@@ -309,7 +310,7 @@ def test_a_run_past_its_timeout_is_killed_and_reported(fake_totes) -> None:
 
 def test_a_tick_while_another_process_holds_the_lake_is_skipped(fake_totes) -> None:
     settings, script = fake_totes
-    with run_lock(settings.state, "a manual totes run"):
+    with run_lock(LakeLayout.of(settings).lock, "a manual totes run"):
         skipped = process_run(settings, script, "ok")
     assert skipped.status == "SKIPPED" and "a run not started by this schedule" in skipped.reason
     assert not (Path(settings.state) / "runs").exists()  # it did not start

@@ -19,7 +19,7 @@ from shared.jobs.transform.validate import Pending, pending_work
 from shared.lake.documents import DocumentError, Manifest, TableEntry, TransformState, write_document
 from shared.lake.layout import LakeLayout
 from shared.lake.storage import LocalStorage
-from shared.runtime.context import JobContext
+from shared.runtime.context import JobReport, LocalJobContext
 
 RUN = "20261201T100000000000Z"
 
@@ -29,13 +29,20 @@ def settings(tmp_path: Path) -> Settings:
     return Settings(lake_root=str(tmp_path / "lake"))
 
 
+def context(spark, settings: Settings, run_id: str) -> LocalJobContext:
+    """A real local job context (JobContext is a Protocol), with the run id the test names."""
+    ctx = LocalJobContext("transform", spark, settings)
+    ctx.run_id, ctx.report = run_id, JobReport(job="transform", run_id=run_id)
+    return ctx
+
+
 def test_pending_work_is_what_is_published_after_the_watermark(spark, settings) -> None:
     layout = LakeLayout.of(settings)
     storage = LocalStorage()
     for run_id, tables in (("r1", {"staff": 2}), ("r2", {"staff": 3, "payment": 5}), ("r3", {"payment": 1})):
         write_document(storage, layout.manifest(run_id), Manifest(run_id, tables))
     storage.write_text(f"{layout.manifests}/notes.txt", "not a manifest")
-    ctx = JobContext("transform", spark, settings, RUN)
+    ctx = context(spark, settings, RUN)
 
     pending = pending_work(ctx, layout, TransformState(extract_watermark="r1"))
 
@@ -49,7 +56,7 @@ def test_a_manifest_of_an_unknown_format_stops_the_run_naming_the_file(spark, se
     layout = LakeLayout.of(settings)
     LocalStorage().write_text(layout.manifest("r9"), '{"format_version": 9, "run_id": "r9", "tables": {}}')
     with pytest.raises(DocumentError, match=r"r9\.json: manifest document of format version 9"):
-        pending_work(JobContext("transform", spark, settings, RUN), layout, TransformState())
+        pending_work(context(spark, settings, RUN), layout, TransformState())
 
 
 def test_reshaped_tables_are_those_whose_columns_are_not_the_stars(spark, tmp_path) -> None:
@@ -69,7 +76,7 @@ def test_reshaped_tables_are_those_whose_columns_are_not_the_stars(spark, tmp_pa
 
 def test_dim_date_is_extended_only_when_the_facts_reach_beyond_it(spark, settings) -> None:
     layout = LakeLayout.of(settings)
-    ctx = JobContext("transform", spark, settings, RUN)
+    ctx = context(spark, settings, RUN)
     published = TableEntry("-", "r1", "dimension", min="2024-11-01", max="2024-11-30")
     inside = ((date(2024, 11, 3), date(2024, 11, 29)),)
 
@@ -84,7 +91,7 @@ def test_dim_date_is_extended_only_when_the_facts_reach_beyond_it(spark, setting
     calendar = spark.read.parquet(entry.location)
     assert calendar.count() == ctx.report.table("dim_date").written == 32
 
-    again = JobContext("transform", spark, settings, RUN + "1")
+    again = context(spark, settings, RUN + "1")
     rebuilt = update_dim_date(again, layout, entry, (), rebuild=True)  # its star columns changed
     assert rebuilt is not None and (rebuilt.min, rebuilt.max) == ("2024-10-30", "2024-11-30")
 
