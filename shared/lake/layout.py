@@ -12,6 +12,7 @@
     <state>/bookmarks/<job>.json                                 a job's committed bookmarks
     <state>/runs/<run_id>-<job>.json                             a job run's record
     <state>/run.lock                                             the local run lock
+    <state>/schedule/                                            `totes schedule`'s log and alert state
 
 `LakeLayout.of(settings)` gives the layout of a configured lake (local folder or S3); the zone roots
 themselves come from shared/config.py. ADR 0002 says why the lake is laid out this way.
@@ -141,3 +142,7 @@ class LakeLayout:
     @property
     def lock(self) -> str:
         return join(self.state, "run.lock")
+
+    @property
+    def schedule(self) -> str:
+        return join(self.state, "schedule")

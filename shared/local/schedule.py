@@ -39,7 +39,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal, Protocol, TextIO
 
-from shared.config import Settings, is_s3, join
+from shared.config import Settings, is_s3
+from shared.lake.layout import LakeLayout
 from shared.local.alerts import Alerter, Failure
 from shared.runtime.registry import JOBS, job_spec, redact
 
@@ -273,11 +274,11 @@ class WorkflowProcess:
         self.env["PYTHONUNBUFFERED"] = "1"  # a killed run's output so far is in its log
 
     def _run_records(self) -> set[str]:
-        runs = Path(self.settings.state) / "runs"
+        runs = Path(LakeLayout.of(self.settings).runs)
         return set(p.name for p in runs.glob("*.json")) if runs.is_dir() else set()
 
     def _read_record(self, name: str) -> dict[str, object]:
-        path = Path(self.settings.state) / "runs" / name
+        path = Path(LakeLayout.of(self.settings).runs) / name
         try:
             document = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
@@ -415,7 +416,7 @@ def lake_is_locked(settings: Settings) -> bool:
     """Whether another process holds the local lake's run lock now (never on S3: Glue serialises)."""
     import fcntl
 
-    path = Path(settings.state) / "run.lock"
+    path = Path(LakeLayout.of(settings).lock)
     if is_s3(settings.state) or not path.exists():
         return False
     with path.open("a+", encoding="utf-8") as handle:
@@ -429,7 +430,7 @@ def lake_is_locked(settings: Settings) -> bool:
 
 def log_dir_for(settings: Settings, home: Path) -> Path:
     """`<LAKE_ROOT>/_state/schedule` for a local lake; `<TOTES_HOME>/schedule` for one on S3."""
-    return home / "schedule" if is_s3(settings.state) else Path(join(settings.state, "schedule"))
+    return home / "schedule" if is_s3(settings.state) else Path(LakeLayout.of(settings).schedule)
 
 
 class ScheduleLocked(RuntimeError):
