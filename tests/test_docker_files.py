@@ -304,7 +304,9 @@ def test_docker_run_builds_the_package_seeds_then_runs_the_jobs_service() -> Non
     seed, jobs = recipe
     assert seed.startswith("$(COMPOSE) run --rm") and " glue " in f"{seed} " and "$(DOCKER_SEED_CMD)" in seed
     infra = (ROOT / "make" / "infra.mk").read_text(encoding="utf-8")
-    assert re.search(r"^DOCKER_SEED_CMD \?= python3 -m shared\.local\.cli seed --if-empty$", infra, flags=re.M)
+    assert re.search(
+        r"^DOCKER_SEED_CMD \?= python3 -m shared\.local\.cli seed --if-empty$", infra, flags=re.M
+    )
     assert re.fullmatch(r"\$\(COMPOSE\) run --rm( --build)? jobs", jobs), "jobs runs its own command"
     assert "shared.local.cli run" not in infra, "the local CLI must not stand in for the Glue scripts"
 
