@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import expected_star
 import pytest
 from faults_support import Databases, Reference
 
@@ -66,22 +67,26 @@ def snapshot_dir() -> Path:
 
 
 # --------------------------------------------------------------------------- the fault tests' fixtures
-# (tests/test_faults.py, tests/test_faults_recovery.py; their helpers are in tests/faults_support.py)
+# (tests/test_faults.py, tests/test_faults_recovery.py, tests/test_schema_change.py; their helpers
+# are in tests/faults_support.py). Session scope: one faults ToteSys and one reference run per test
+# process, shared by every module that process runs; nothing writes to them (tests get copies).
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def dbs(pg, tmp_path_factory) -> Databases:
+    """The faults ToteSys (read only: a test that writes to ToteSys clones it, `template=`)."""
     return Databases(pg, tmp_path_factory.mktemp("faults"), "faults")
 
 
-@pytest.fixture(scope="module")
-def clean_run(spark, dbs) -> Reference:
-    return Reference(spark, dbs)
+@pytest.fixture(scope="session")
+def expected(dbs) -> dict[str, list[tuple[Any, ...]]]:
+    """The warehouse a first run over `dbs` must give (tests/expected_star.py, SQL over ToteSys)."""
+    return expected_star.source_star(dbs.admin_url)
 
 
-@pytest.fixture(scope="module")
-def reference(clean_run) -> dict[str, list[tuple[Any, ...]]]:
-    return clean_run.content
+@pytest.fixture(scope="session")
+def clean_run(spark, dbs, expected) -> Reference:
+    return Reference(spark, dbs, expected)
 
 
 @pytest.fixture
