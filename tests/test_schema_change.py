@@ -323,7 +323,8 @@ def test_a_deployment_made_by_the_release_before_migrations_is_upgraded_in_place
         "PYTHONPATH": str(old),
     }
     result = subprocess.run(  # cwd first on sys.path: the previous release's `shared`, not this one
-        [sys.executable, "-m", "shared.local.cli", "run", *cli_args(settings)],
+        # Its CLI is `shared.cli` (shared/local/ came later): that release's module, not this one's.
+        [sys.executable, "-m", "shared.cli", "run", *cli_args(settings)],
         cwd=old,
         env=env,
         capture_output=True,
