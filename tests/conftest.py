@@ -29,6 +29,63 @@ SNAPSHOT = Path(
 )
 
 
+# --------------------------------------------------------------------------- units of work for xdist
+# `make test` runs two workers with `--dist loadfile --no-loadscope-reorder`. A unit of work runs
+# whole on one worker: a test file (its module fixtures are built once), or one of OWN_UNITS, tests
+# that need only session fixtures and are long enough to be worth a worker of their own (the SIGKILL
+# scenarios, so they spread over both workers). Units are handed out in collection order, each to
+# the next free worker, and collected longest first (LONGEST_FIRST, measured: README "How long the
+# tests take"), so the short ones fill in at the end and both workers finish together.
+# (`--dist loadgroup` with xdist_group marks would say the same, but pytest-xdist 3.8 renames node
+# ids for it in a way pytest 9 no longer sees, and every test then becomes a unit of its own.)
+OWN_UNITS = (
+    "tests/test_faults.py::test_sigkill_then_next_run_recovers_exactly",
+    "tests/test_faults.py::test_sigkill_before_an_incremental_transform_commits_loses_and_duplicates_nothing",
+    "tests/test_schema_change.py::test_a_deployment_made_by_the_release_before_migrations_is_upgraded_in_place",
+)
+LONGEST_FIRST = (  # unit names or their beginnings
+    "tests/test_pipeline.py",
+    "tests/test_cli.py",
+    "tests/test_schema_change.py",
+    "tests/test_faults.py::test_sigkill_before_an_incremental",
+    "tests/test_faults_recovery.py",
+    "tests/test_faults.py::test_sigkill_then_next_run_recovers_exactly[transform",
+    "tests/test_faults.py::test_sigkill_then_next_run_recovers_exactly[extract",
+    "tests/test_emulated_stack.py",
+    "tests/test_bad_data.py",
+    "tests/test_faults.py::test_sigkill_then_next_run_recovers_exactly[load",
+)
+
+
+def unit_of(nodeid: str) -> str:
+    return nodeid if nodeid.split("[", 1)[0] in OWN_UNITS else nodeid.split("::", 1)[0]
+
+
+def _rank(unit: str) -> int:
+    return next((i for i, start in enumerate(LONGEST_FIRST) if unit.startswith(start)), len(LONGEST_FIRST))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    first_seen: dict[str, int] = {}
+    for index, item in enumerate(items):
+        first_seen.setdefault(unit_of(item.nodeid), index)
+    # Stable: a unit's tests keep their order, units not listed keep theirs after the listed ones.
+    items.sort(key=lambda item: (_rank(unit_of(item.nodeid)), first_seen[unit_of(item.nodeid)]))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    if config.getvalue("dist") != "loadfile":
+        return None  # xdist's own scheduler for the other modes
+    from xdist.scheduler import LoadFileScheduling
+
+    class Units(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return unit_of(nodeid)
+
+    return Units(config, log)
+
+
 @pytest.fixture(scope="session")
 def spark(tmp_path_factory: pytest.TempPathFactory):
     from shared.local.spark import build_spark
