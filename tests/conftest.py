@@ -51,10 +51,10 @@ OWN_UNITS = (
 )
 LONGEST_FIRST = (  # unit names or their beginnings
     "tests/test_pipeline.py",
-    "tests/test_cli.py",
-    "tests/test_schema_change.py",
-    "tests/test_faults.py::test_sigkill_before_an_incremental",
     "tests/test_faults_recovery.py",
+    "tests/test_schema_change.py",
+    "tests/test_cli.py",
+    "tests/test_faults.py::test_sigkill_before_an_incremental",
     "tests/test_faults.py::test_sigkill_then_next_run_recovers_exactly[transform",
     "tests/test_faults.py::test_sigkill_then_next_run_recovers_exactly[extract",
     "tests/test_emulated_stack.py",
