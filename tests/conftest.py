@@ -14,16 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import expected_star
+import jvm_options
 import pytest
 from faults_support import Databases, Reference
 
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-# Every JVM the tests start (the session's, and each `totes` process's: Spark's launcher reads
-# SPARK_SUBMIT_OPTS) compiles with C1 only and collects with the serial collector. A test JVM's
-# life is start-up and many tiny Spark jobs: there C2 compiling Spark costs about a third of the
-# CPU and never pays back (tests/test_bad_data.py: 138 CPU-s of JVM by default, 80 with these).
-# What the jobs compute is the same; `make run` and `make bench` keep the JVM's defaults.
-os.environ.setdefault("SPARK_SUBMIT_OPTS", "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC")
 
 # The real ToteSys snapshot lives in the handbook folder beside the checkout (../shared/data);
 # TOTES_SNAPSHOT_DIR points elsewhere, e.g. for a clone made outside that layout.
@@ -33,6 +28,14 @@ SNAPSHOT = Path(
         Path(__file__).resolve().parents[2] / "shared" / "data" / "totesys-2024-11-15",
     )
 )
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Before any JVM starts, and once (xdist's workers inherit it): every test JVM's options.
+    jvm_options.configure(REPO)
 
 
 # --------------------------------------------------------------------------- units of work for xdist
