@@ -23,11 +23,12 @@ endif
 
 -include make/tools.mk make/infra.mk make/package.mk make/check.mk make/bench.mk
 
-# Two pytest workers, each with its own Spark session and embedded PostgreSQL; a test file never
-# leaves its worker, so module fixtures (a reference run, a bad ToteSys) are built once. Much of a
-# pipeline test's time is latency (JVM start-ups, the metastore, JDBC round trips), so two workers
-# on two cores cut the suite's wall time; PYTEST_PARALLEL= runs it in one process.
-PYTEST_PARALLEL ?= -n 2 --dist loadfile
+# Two pytest workers, each with its own Spark session and embedded PostgreSQL. Tests run in units
+# (tests/conftest.py): a test file, whose module fixtures are then built once, or one of a few long
+# tests that need only session fixtures (each SIGKILL scenario, so they spread over both workers).
+# Units go out longest first, each to the next free worker, so both finish together.
+# PYTEST_PARALLEL= runs the suite in one process.
+PYTEST_PARALLEL ?= -n 2 --dist loadfile --no-loadscope-reorder
 
 .PHONY: help setup chromium run test lint unit bench clean
 help: ## list the targets

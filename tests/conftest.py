@@ -20,6 +20,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import expected_star
+import jvm_options
 import pytest
 from faults_support import Databases, Reference
 
@@ -59,14 +61,80 @@ SLOW_TESTS: dict[str, frozenset[str] | None] = {
 }
 
 
-@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+def _mark(items: list[pytest.Item]) -> None:
     for item in items:
         if POSTGRES_FIXTURES.intersection(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.integration)
         slow = SLOW_TESTS.get(item.path.name, frozenset())
         if slow is None or getattr(item, "originalname", item.name) in slow:
             item.add_marker(pytest.mark.slow)
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Before any JVM starts, and once (xdist's workers inherit it): every test JVM's options.
+    jvm_options.configure(REPO)
+
+
+# --------------------------------------------------------------------------- units of work for xdist
+# `make test` runs two workers with `--dist loadfile --no-loadscope-reorder`. A unit of work runs
+# whole on one worker: a test file (its module fixtures are built once), or one of OWN_UNITS, tests
+# that need only session fixtures and are long enough to be worth a worker of their own (the SIGKILL
+# scenarios, so they spread over both workers). Units are handed out in collection order, each to
+# the next free worker, and collected longest first (LONGEST_FIRST, measured: README "How long the
+# tests take"), so the short ones fill in at the end and both workers finish together.
+# (`--dist loadgroup` with xdist_group marks would say the same, but pytest-xdist 3.8 renames node
+# ids for it in a way pytest 9 no longer sees, and every test then becomes a unit of its own.)
+OWN_UNITS = (
+    "tests/test_faults.py::test_sigkill_then_next_run_recovers_exactly",
+    "tests/test_faults.py::test_sigkill_before_an_incremental_transform_commits_loses_and_duplicates_nothing",
+    "tests/test_schema_change.py::test_a_deployment_made_by_the_release_before_migrations_is_upgraded_in_place",
+)
+LONGEST_FIRST = (  # unit names or their beginnings
+    "tests/test_pipeline.py",
+    "tests/test_faults_recovery.py",
+    "tests/test_schema_change.py",
+    "tests/test_cli.py",
+    "tests/test_faults.py::test_sigkill_before_an_incremental",
+    "tests/test_faults.py::test_sigkill_then_next_run_recovers_exactly[transform",
+    "tests/test_faults.py::test_sigkill_then_next_run_recovers_exactly[extract",
+    "tests/test_emulated_stack.py",
+    "tests/test_bad_data.py",
+    "tests/test_faults.py::test_sigkill_then_next_run_recovers_exactly[load",
+)
+
+
+def unit_of(nodeid: str) -> str:
+    return nodeid if nodeid.split("[", 1)[0] in OWN_UNITS else nodeid.split("::", 1)[0]
+
+
+def _rank(unit: str) -> int:
+    return next((i for i, start in enumerate(LONGEST_FIRST) if unit.startswith(start)), len(LONGEST_FIRST))
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    _mark(items)
+    first_seen: dict[str, int] = {}
+    for index, item in enumerate(items):
+        first_seen.setdefault(unit_of(item.nodeid), index)
+    # Stable: a unit's tests keep their order, units not listed keep theirs after the listed ones.
+    items.sort(key=lambda item: (_rank(unit_of(item.nodeid)), first_seen[unit_of(item.nodeid)]))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    if config.getvalue("dist") != "loadfile":
+        return None  # xdist's own scheduler for the other modes
+    from xdist.scheduler import LoadFileScheduling
+
+    class Units(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return unit_of(nodeid)
+
+    return Units(config, log)
 
 
 @pytest.fixture(scope="session")
@@ -107,22 +175,26 @@ def snapshot_dir() -> Path:
 
 
 # --------------------------------------------------------------------------- the fault tests' fixtures
-# (tests/test_faults.py, tests/test_faults_recovery.py; their helpers are in tests/faults_support.py)
+# (tests/test_faults.py, tests/test_faults_recovery.py, tests/test_schema_change.py; their helpers
+# are in tests/faults_support.py). Session scope: one faults ToteSys and one reference run per test
+# process, shared by every module that process runs; nothing writes to them (tests get copies).
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def dbs(pg, tmp_path_factory) -> Databases:
+    """The faults ToteSys (read only: a test that writes to ToteSys clones it, `template=`)."""
     return Databases(pg, tmp_path_factory.mktemp("faults"), "faults")
 
 
-@pytest.fixture(scope="module")
-def clean_run(spark, dbs) -> Reference:
-    return Reference(spark, dbs)
+@pytest.fixture(scope="session")
+def expected(dbs) -> dict[str, list[tuple[Any, ...]]]:
+    """The warehouse a first run over `dbs` must give (tests/expected_star.py, SQL over ToteSys)."""
+    return expected_star.source_star(dbs.admin_url)
 
 
-@pytest.fixture(scope="module")
-def reference(clean_run) -> dict[str, list[tuple[Any, ...]]]:
-    return clean_run.content
+@pytest.fixture(scope="session")
+def clean_run(spark, dbs, expected) -> Reference:
+    return Reference(spark, dbs, expected)
 
 
 @pytest.fixture

@@ -1,28 +1,41 @@
-"""What the fault tests share (tests/test_faults.py, tests/test_faults_recovery.py): a small
-synthetic ToteSys, lakes and warehouses reading it, a clean reference run, and a way to run
-`totes run` in its own process (its own JVM) with a crash point armed.
+"""What the fault tests share (tests/test_faults.py, tests/test_faults_recovery.py,
+tests/test_schema_change.py): a small synthetic ToteSys, lakes and warehouses reading it, a clean
+reference run kept after each of its jobs, and a way to run `totes run` in its own process (its own
+JVM) with a crash point armed.
 
-Their fixtures (`dbs`, `clean_run`, `reference`, `restore_spark_conf`) are in tests/conftest.py, so
-each file gets its own module-scoped instances, and `make test`'s workers (pytest-xdist, --dist
-loadfile) run the two files side by side.
+Built once per test process (session fixtures `dbs`, `clean_run`, `expected` in tests/conftest.py)
+and never written to: a test that needs the state the jobs before its fault leave starts from a copy
+of the reference's lake after them (`copy_lake`: a plain file copy, the lake's absolute paths
+rewritten) and a clone of its warehouse (`CREATE DATABASE ... TEMPLATE`), instead of running those
+jobs again; a test that writes to ToteSys gets a clone of it. The yardstick every scenario ends on
+is tests/expected_star.py: the warehouse SPEC.md asks for, computed from ToteSys with plain SQL.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import expected_star
 import psycopg
+from psycopg import sql
 from pyspark.sql import functions as F
 
 from shared.config import Settings, parse_pg_url
 from shared.contract.star import FACT_TABLES, FACT_VERSION_KEYS, STAR_SCHEMAS
+from shared.jobs.transform.catalog import register_catalog
+from shared.lake.documents import Published, read_document
+from shared.lake.layout import LakeLayout
+from shared.lake.storage import storage_for
 from shared.local import totesys
-from shared.local.workflow import run_workflow
+from shared.local.workflow import JOBS, run_workflow
 
 REPO = Path(__file__).resolve().parents[1]
 SCALE = 0.02  # ~200 sales orders: every table, every path, a few seconds of Spark work per job
@@ -74,28 +87,100 @@ def lake_text(root: Path) -> str:
     return "\n".join(parts)
 
 
-class Databases:
-    """One ToteSys database (synthetic, small) and a factory of lakes + warehouses reading it."""
+def clone_database(pg, template: str, name: str) -> None:
+    """CREATE DATABASE `name` TEMPLATE `template`: a file-level copy of a built database.
 
-    def __init__(self, pg, tmp: Path, label: str) -> None:
+    PostgreSQL refuses while anything is connected to the template; the tests leave nothing
+    connected, but a JDBC connection closed by the JVM may take a moment to go.
+    """
+    with psycopg.connect(pg.url("postgres"), autocommit=True) as conn:
+        for attempt in range(50):
+            try:
+                conn.execute(
+                    sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                        sql.Identifier(name), sql.Identifier(template)
+                    )
+                )
+                return
+            except psycopg.errors.ObjectInUse:
+                if attempt == 49:
+                    raise
+                time.sleep(0.1)
+
+
+@dataclass(frozen=True)
+class BuiltState:
+    """What the reference left after one of its jobs: its lake, and its warehouse once loaded."""
+
+    lake: Path
+    warehouse_db: str | None  # None: no load has run, the warehouse is an empty database
+
+
+def copy_lake(source: Path, target: Path) -> None:
+    """Copy a local lake to `target`, as if the runs that made it had run there.
+
+    The lake's state documents (bookmarks, `_current.json`) hold absolute locations: those are
+    rewritten. Data files (Parquet, the ingestion JSON) never name a location and are copied as
+    they are; Hadoop's `.crc` files guard only those.
+    """
+    shutil.copytree(source, target, symlinks=True)
+    old, new = str(source), str(target)
+    for path in target.rglob("*.json"):
+        if path.name.startswith("part-"):
+            continue
+        text = path.read_text(encoding="utf-8")
+        if old in text:
+            assert not path.with_name(f".{path.name}.crc").exists(), f"{path} is checksummed"
+            path.write_text(text.replace(old, new), encoding="utf-8")
+
+
+class Databases:
+    """One ToteSys database (synthetic, small) and a factory of lakes + warehouses reading it.
+
+    `template`: clone that ToteSys database instead of seeding a new one (the same rows).
+    """
+
+    def __init__(self, pg, tmp: Path, label: str, template: str | None = None) -> None:
         self.pg, self.tmp = pg, tmp
         self.source_db = f"totesys_{label}_{uuid.uuid4().hex[:6]}"
-        pg.create_database(self.source_db)
+        if template:
+            clone_database(pg, template, self.source_db)
+        else:
+            pg.create_database(self.source_db)
         self.admin_url = pg.url(self.source_db)
         self.reader_url = pg.url(self.source_db, user="totesys_reader")
-        totesys.seed_synthetic(self.admin_url, scale=SCALE)
+        if not template:
+            totesys.seed_synthetic(self.admin_url, scale=SCALE)
 
-    def new_target(self, name: str, **overrides: Any) -> Settings:
+    def new_target(
+        self, name: str, state: BuiltState | None = None, catalog=None, **overrides: Any
+    ) -> Settings:
+        """A new lake and warehouse; with `state`, a copy of that built lake and warehouse.
+
+        `catalog` (a SparkSession): also register the copy's published tables in its catalog
+        database, as the transform that published them did.
+        """
         suffix = uuid.uuid4().hex[:6]
         warehouse_db = f"warehouse_{name}_{suffix}"
-        self.pg.create_database(warehouse_db)
-        return Settings(
+        if state is not None and state.warehouse_db is not None:
+            clone_database(self.pg, state.warehouse_db, warehouse_db)
+        else:
+            self.pg.create_database(warehouse_db)
+        settings = Settings(
             lake_root=str(self.tmp / f"lake_{name}_{suffix}"),
             totesys=parse_pg_url("TOTESYS_URL", self.reader_url),
             warehouse=parse_pg_url("WAREHOUSE_URL", self.pg.url(warehouse_db)),
             catalog_database=f"totes_{name}_{suffix}",
             **overrides,
         )
+        if state is not None:
+            copy_lake(state.lake, Path(settings.lake_root))
+        if state is not None and catalog is not None:
+            layout = LakeLayout.of(settings)
+            published = read_document(storage_for(layout.processed), layout.published, Published)
+            if published is not None:
+                register_catalog(catalog, settings.catalog_database, published.tables, {})
+        return settings
 
 
 def password_of(settings: Settings) -> str:
@@ -145,11 +230,29 @@ def totes_process(
 
 
 class Reference:
-    """A clean run over the faults ToteSys: its lake, and the warehouse it gives (the yardstick)."""
+    """A clean run over the faults ToteSys, job by job, its lake kept after each job (`after`).
 
-    def __init__(self, spark, dbs: Databases) -> None:
+    Its warehouse must be the independent expectation (`expected`: tests/expected_star.py). Tests
+    never write to its lake or warehouse: they get copies (`Databases.new_target(state=...)`).
+    """
+
+    def __init__(self, spark, dbs: Databases, expected: dict[str, list[tuple[Any, ...]]]) -> None:
         self.settings = dbs.new_target("reference")
-        reports = run_workflow(spark, self.settings)
-        assert [r.status for r in reports] == ["SUCCEEDED"] * 3
+        lake = Path(self.settings.lake_root)
+        self.states: dict[str, BuiltState] = {}
+        for job in JOBS:
+            (report,) = run_workflow(spark, self.settings, [job])
+            assert report.status == "SUCCEEDED", report.message
+            if job != JOBS[-1]:
+                kept = dbs.tmp / f"reference_after_{job}"
+                copy_lake(lake, kept)
+                self.states[job] = BuiltState(kept, None)
+        self.states[JOBS[-1]] = BuiltState(lake, self.settings.require_warehouse().database)
         self.content = warehouse_content(self.settings.require_warehouse().conninfo)
         assert len(self.content["fact_sales_order"]) == totesys.synthetic_sizes(SCALE)["sales_order"]
+        self.expected = expected
+        assert expected_star.warehouse_star(self.settings.require_warehouse().conninfo) == expected
+
+    def after(self, job: str | None) -> BuiltState | None:
+        """The state the jobs up to `job` leave (None: before the first job, nothing built)."""
+        return None if job is None else self.states[job]

@@ -1,10 +1,13 @@
 """Faults, for real: SIGKILL at each crash point of each job, in a first run and in an incremental one.
 
 Every scenario runs against the embedded PostgreSQL and a real lake, and ends by comparing the
-warehouse with a clean reference run over the same ToteSys data (surrogate keys left out). A killed
-run is a separate `python -m shared.local.cli run` process with TOTES_KILL_AT set: it dies by SIGKILL at
-the named point (shared/runtime/faults.py), then the next run is started normally and must catch up with no
-lost row and no duplicate fact version. The other faults are in tests/test_faults_recovery.py;
+warehouse with the one SPEC.md asks for, computed from the same ToteSys data with plain SQL
+(tests/expected_star.py; surrogate keys left out). A killed run is a separate
+`python -m shared.local.cli run` process with TOTES_KILL_AT set: it dies by SIGKILL at the named
+point (shared/runtime/faults.py), then the next run is started normally and must catch up with no
+lost row and no duplicate fact version. The jobs before the one that dies are not run again here:
+the lake and warehouse start as copies of a clean reference run's after those jobs
+(tests/faults_support.py). The other faults are in tests/test_faults_recovery.py;
 docs/reliability.md maps each row of the fault matrix to the test that proves it.
 """
 
@@ -13,6 +16,7 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
+import expected_star
 import pytest
 from faults_support import (
     Databases,
@@ -21,7 +25,6 @@ from faults_support import (
     lake_text,
     password_of,
     totes_process,
-    warehouse_content,
 )
 
 from shared.config import Settings
@@ -33,6 +36,7 @@ from shared.local.workflow import JOBS, run_workflow
 from shared.runtime.faults import POINTS
 
 pytestmark = pytest.mark.integration
+
 
 # --------------------------------------------------------------------------- SIGKILL at each point
 
@@ -48,17 +52,17 @@ HALF_WRITTEN = {
 
 
 @pytest.mark.parametrize("point", POINTS)
-def test_sigkill_then_next_run_recovers_exactly(spark, dbs, reference, point) -> None:
+def test_sigkill_then_next_run_recovers_exactly(spark, dbs, clean_run, expected, point) -> None:
     assert set(HALF_WRITTEN) == set(POINTS)
-    settings = dbs.new_target(point.replace(":", "_"))
+    # The jobs before the one that dies succeeded, as in the workflow: the lake and the warehouse
+    # start as the clean reference run left them after those jobs. The job that dies runs in its
+    # own process, as each job does on Glue.
+    job = point.split(":")[0]
+    before = JOBS[JOBS.index(job) - 1] if JOBS.index(job) else None
+    settings = dbs.new_target(point.replace(":", "_"), state=clean_run.after(before))
     warehouse = settings.require_warehouse().conninfo
     lake = Path(settings.lake_root)
 
-    # The jobs before the one that dies run here (they succeed, as in the workflow); the job that
-    # dies runs in its own process, as each job does on Glue.
-    job = point.split(":")[0]
-    if JOBS.index(job):
-        run_workflow(spark, settings, JOBS[: JOBS.index(job)])
     killed = totes_process(settings, kill_at=point, job=job)
     assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
     assert password_of(settings) not in killed.stdout + killed.stderr
@@ -76,14 +80,14 @@ def test_sigkill_then_next_run_recovers_exactly(spark, dbs, reference, point) ->
         assert manifests and published is None
     if point in ("transform:before_commit", "load:before_apply"):
         assert published is not None
-    assert facts_loaded == (len(reference["fact_sales_order"]) if point == "load:after_apply" else 0)
+    assert facts_loaded == (len(expected["fact_sales_order"]) if point == "load:after_apply" else 0)
     died = [r for r in status.collect(settings)["recent_runs"] if r and r["status"] == "DIED"]
     assert [r["job"] for r in died] == [job]
 
-    # The next run, started normally, catches up: the same warehouse as a clean run.
+    # The next run, started normally, catches up: the warehouse SPEC.md asks for, as a clean run gives.
     reports = run_workflow(spark, settings)
     assert [r.status for r in reports] == ["SUCCEEDED"] * 3
-    assert warehouse_content(warehouse) == reference
+    assert expected_star.warehouse_star(warehouse) == expected
     assert duplicate_fact_versions(spark, settings) == dict.fromkeys(FACT_TABLES, 0)
     assert password_of(settings) not in lake_text(lake)
     if point == "extract:before_commit":  # at-least-once: the dead run's manifest was read too
@@ -94,16 +98,17 @@ def test_sigkill_then_next_run_recovers_exactly(spark, dbs, reference, point) ->
 
 
 @pytest.fixture(scope="module")
-def incremental(spark, pg, tmp_path_factory) -> tuple[Settings, Settings]:
-    """Two lakes over one ToteSys, both loaded once; then live-like changes; the first one runs
-    again cleanly (the reference), the second is left for the crash."""
-    dbs = Databases(pg, tmp_path_factory.mktemp("incremental"), "incr")
-    reference, crashed = dbs.new_target("incr_reference"), dbs.new_target("incr_crashed")
-    run_workflow(spark, reference)
-    run_workflow(spark, crashed)
-    totesys.simulate(dbs.admin_url, sales_orders=5, purchase_orders=3, paid_batch=True, edits=4, seed=11)
-    run_workflow(spark, reference)
-    return reference, crashed
+def incremental(spark, pg, dbs, clean_run, tmp_path_factory) -> tuple[Settings, dict[str, list[tuple]]]:
+    """A lake and warehouse loaded once (a copy of the reference's), over a ToteSys of its own (a
+    clone of the one they were loaded from); then live-like changes. Returns the lake, left for the
+    crash, and the warehouse a clean incremental run must give: every fact version either run saw,
+    the latest dimensions (tests/expected_star.py)."""
+    own = Databases(pg, tmp_path_factory.mktemp("incremental"), "incr", template=dbs.source_db)
+    crashed = own.new_target("incr_crashed", state=clean_run.after("load"), catalog=spark)
+    expectation = expected_star.Expectation(own.admin_url)
+    assert expectation.star == clean_run.expected  # the clone holds what the reference loaded
+    totesys.simulate(own.admin_url, sales_orders=5, purchase_orders=3, paid_batch=True, edits=4, seed=11)
+    return crashed, expectation.seen(own.admin_url).star
 
 
 def test_sigkill_before_an_incremental_transform_commits_loses_and_duplicates_nothing(
@@ -111,12 +116,11 @@ def test_sigkill_before_an_incremental_transform_commits_loses_and_duplicates_no
 ) -> None:
     """The transform appended new fact versions and published them, then died: the next transform
     finds those versions in the table but not in its committed state; they must still be loaded."""
-    reference, crashed = incremental
+    crashed, expected = incremental
     run_workflow(spark, crashed, ["extract"])
     killed = totes_process(crashed, kill_at="transform:before_commit", job="transform")
     assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
     reports = run_workflow(spark, crashed)
     assert [r.status for r in reports] == ["SUCCEEDED"] * 3
-    expected = warehouse_content(reference.require_warehouse().conninfo)
-    assert warehouse_content(crashed.require_warehouse().conninfo) == expected
+    assert expected_star.warehouse_star(crashed.require_warehouse().conninfo) == expected
     assert duplicate_fact_versions(spark, crashed) == dict.fromkeys(FACT_TABLES, 0)

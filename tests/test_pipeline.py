@@ -1,7 +1,9 @@
 """The three jobs for real: the ToteSys snapshot in embedded PostgreSQL -> a temporary lake -> the warehouse.
 
 One module-scoped scenario, checked step by step:
-1. a first run over the real snapshot fills all 11 warehouse tables with exactly what SPEC.md says;
+1. a first run over the real snapshot fills all 11 warehouse tables with exactly what SPEC.md says:
+   every row equal to the star computed from ToteSys with plain SQL (tests/expected_star.py, no
+   pipeline code), every column of the type SPEC gives it;
 2. a second run with no source change changes nothing, in the warehouse or the processed zone;
 3. after live-like changes (new orders, the paid batch, edits), one more run adds exactly one fact
    row per new version and updates dimensions in place.
@@ -16,6 +18,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import expected_star
 import psycopg
 import pytest
 
@@ -67,6 +70,8 @@ class Scenario:
             catalog_database=f"totes_{suffix}",
         )
         self.spark = spark
+        # What the warehouse must hold after the live-like changes (set by `changed_run`).
+        self.expected_after_changes: dict[str, list[tuple[Any, ...]]] = {}
 
     def run(self):
         return {r.job: r for r in run_workflow(self.spark, self.settings)}
@@ -105,6 +110,13 @@ def test_first_run_fills_every_table_with_the_snapshot(scenario, first_run) -> N
         assert rows(scenario.warehouse_url, f'SELECT count(*) FROM "{table}"')[0][0] == expected, table
     assert first_run["extract"].tables["payment"].read == 15836
     assert sum(s.quarantined for s in first_run["transform"].tables.values()) == 0
+    # Every value of every table: the star SPEC.md section 3 derives from the snapshot, by plain SQL.
+    expected = expected_star.source_star(scenario.admin_url)
+    loaded = expected_star.warehouse_star(scenario.warehouse_url)
+    assert set(loaded) == set(expected) and len(expected) == 11
+    for table in expected:
+        assert len(loaded[table]) == len(expected[table]), table
+        assert loaded[table] == expected[table], table
 
 
 def test_dim_date_is_a_complete_calendar_covering_every_fact_date(scenario, first_run) -> None:
@@ -114,13 +126,20 @@ def test_dim_date_is_a_complete_calendar_covering_every_fact_date(scenario, firs
         "count(*) FILTER (WHERE day_of_week <> extract(isodow FROM date_id)) FROM dim_date",
     )
     assert n == (hi - lo).days + 1 and bad_dow == 0
+    # Every date column of every fact, as the warehouse has them (SPEC: the four fact dates, and
+    # the split timestamps' dates).
+    date_columns = rows(
+        scenario.warehouse_url,
+        "SELECT table_name, column_name FROM information_schema.columns "
+        "WHERE table_schema = 'public' AND table_name LIKE 'fact\\_%%' AND data_type = 'date' ORDER BY 1, 2",
+    )
+    assert sorted(date_columns) == sorted(
+        (fact, column) for fact, columns in expected_star.FACT_DATES.items() for column in columns
+    )
+    every_date = " UNION ".join(f'SELECT "{column}" AS d FROM "{fact}"' for fact, column in date_columns)
     uncovered = rows(
         scenario.warehouse_url,
-        """SELECT d FROM (
-             SELECT created_date d FROM fact_sales_order UNION SELECT agreed_delivery_date FROM fact_sales_order
-             UNION SELECT agreed_payment_date FROM fact_purchase_order UNION SELECT payment_date FROM fact_payment
-             UNION SELECT last_updated_date FROM fact_payment) x
-           WHERE d NOT IN (SELECT date_id FROM dim_date)""",
+        f"SELECT d FROM ({every_date}) x WHERE d NOT IN (SELECT date_id FROM dim_date)",
     )
     assert uncovered == []
     assert rows(
@@ -221,6 +240,7 @@ def test_a_second_run_with_no_change_changes_nothing(second_run) -> None:
 def changed_run(scenario, second_run):
     admin = scenario.admin_url
     before = {t: rows(scenario.warehouse_url, f'SELECT count(*) FROM "{t}"')[0][0] for t in SPEC_SIZES}
+    expectation = expected_star.Expectation(admin)  # the source as the first two runs read it
     unpaid_due = rows(
         admin, "SELECT count(*) FROM payment WHERE NOT paid AND payment_date::date <= current_date"
     )[0][0]
@@ -243,6 +263,7 @@ def changed_run(scenario, second_run):
         patch.setattr("shared.jobs.transform.COMPACT_ABOVE_FILES", 1)
         reports = scenario.run()
     after = {t: rows(scenario.warehouse_url, f'SELECT count(*) FROM "{t}"')[0][0] for t in SPEC_SIZES}
+    scenario.expected_after_changes = expectation.seen(admin).star
     return before, after, done, unpaid_due, reports
 
 
@@ -272,6 +293,14 @@ def test_changes_add_one_fact_per_new_version_and_update_dimensions_in_place(sce
     assert orphans == 0
 
 
+def test_after_changes_the_warehouse_holds_every_version_and_the_latest_dimensions(
+    scenario, changed_run
+) -> None:
+    """The whole warehouse after the incremental run, against the star SPEC.md derives from the two
+    states of the source the runs read: the facts of both, the dimensions of the latest."""
+    assert expected_star.warehouse_star(scenario.warehouse_url) == scenario.expected_after_changes
+
+
 def test_types_of_the_warehouse_match_the_spec(scenario, first_run) -> None:
     (row,) = rows(
         scenario.warehouse_url,
@@ -288,6 +317,15 @@ def test_types_of_the_warehouse_match_the_spec(scenario, first_run) -> None:
     )
     assert types["sales_record_id"] == "integer" and types["created_time"].startswith("time")
     assert types["unit_price"] == "numeric"
+    # Every column of every table, exactly as SPEC.md section 3 types it (format_type: numeric(10,2),
+    # time(3) for the milliseconds), with its nullability, in SPEC order.
+    assert expected_star.warehouse_types(scenario.warehouse_url) == expected_star.SPEC_COLUMNS
+    serials = rows(
+        scenario.warehouse_url,
+        "SELECT table_name, column_name FROM information_schema.columns "
+        "WHERE table_schema = 'public' AND column_default LIKE 'nextval(%%' ORDER BY 1",
+    )
+    assert serials == sorted(expected_star.RECORD_IDS.items())
 
 
 def test_months_a_run_appends_to_are_compacted_without_losing_or_doubling_a_version(

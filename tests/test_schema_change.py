@@ -1,7 +1,8 @@
 """The worked example of docs/schema-changes.md, run: a column added to a dimension and to a fact on a
 deployment that is already running.
 
-A warehouse and a lake are made by the star as it is (one workflow run). Then the change a developer
+A warehouse and a lake are made by the star as it is (one workflow run: a copy of the faults
+reference's lake, catalog and warehouse, tests/faults_support.py). Then the change a developer
 makes, exactly as the doc's diff shows it: two star columns (shared/contract/star.py), the builders that fill
 them (shared/transforms.py) and migration 0002 (shared/migrations/). Here they are applied with
 monkeypatch instead of edits, the only difference. The next workflow run must:
@@ -30,7 +31,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from faults_support import cli_args, warehouse_content
+from faults_support import Databases, cli_args, warehouse_content
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -138,10 +139,16 @@ def fingerprint(url: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def change(spark, dbs) -> dict[str, Any]:
-    settings = dbs.new_target("schema_change")
+def source(pg, dbs, tmp_path_factory) -> Databases:
+    """A ToteSys of this module's own (a clone of the faults one): the scenario writes to it."""
+    return Databases(pg, tmp_path_factory.mktemp("schema_change"), "schema", template=dbs.source_db)
+
+
+@pytest.fixture(scope="module")
+def change(spark, source, clean_run) -> dict[str, Any]:
+    # The deployment as it runs before the change: a clean run's lake, catalog and warehouse.
+    settings = source.new_target("schema_change", state=clean_run.after("load"), catalog=spark)
     url = settings.require_warehouse().conninfo
-    assert [r.status for r in run_workflow(spark, settings)] == ["SUCCEEDED"] * 3
     old_columns = {t: list(s.names) for t, s in star.STAR_SCHEMAS.items()}
     before = keyed_content(url, old_columns)
     with pytest.MonkeyPatch.context() as patch:
@@ -155,8 +162,8 @@ def change(spark, dbs) -> dict[str, Any]:
             rows(url, f"SELECT version FROM {MIGRATIONS_TABLE} ORDER BY 1"),
         )
         # New orders (this month), and a new version of an old sales order, in a month of history.
-        done = totesys.simulate(dbs.admin_url, sales_orders=4, purchase_orders=2, seed=11)
-        with psycopg.connect(dbs.admin_url) as conn:
+        done = totesys.simulate(source.admin_url, sales_orders=4, purchase_orders=2, seed=11)
+        with psycopg.connect(source.admin_url) as conn:
             conn.execute(
                 "UPDATE sales_order SET units_sold = units_sold + 1, "
                 "last_updated = date_trunc('milliseconds', localtimestamp) WHERE sales_order_id = 1"
@@ -178,18 +185,19 @@ def staff_managers(url: str) -> list[tuple]:
     return rows(url, "SELECT staff_id, department_manager FROM dim_staff ORDER BY 1")
 
 
-def test_the_change_alone_migrates_the_warehouse_and_fills_the_dimension(change, dbs) -> None:
+def test_the_change_alone_migrates_the_warehouse_and_fills_the_dimension(change, source) -> None:
     """Deployed with no source change: the next run migrates, rebuilds dim_staff, changes no other row."""
     alone = change["alone"]
     assert [r.status for r in alone.values()] == ["SUCCEEDED"] * 3
     assert all(s.read == 0 for s in alone["extract"].tables.values())
     assert alone["transform"].tables["dim_staff"].written == len(change["before"]["dim_staff"])
     assert change["mid"] == change["before"]
-    source = rows(
-        dbs.admin_url, "SELECT staff_id, manager FROM staff JOIN department USING (department_id) ORDER BY 1"
+    managers = rows(
+        source.admin_url,
+        "SELECT staff_id, manager FROM staff JOIN department USING (department_id) ORDER BY 1",
     )
-    assert any(m is not None for _, m in source)
-    assert change["mid_new_columns"] == (source, [(0,)], [(1,), (2,)])
+    assert any(m is not None for _, m in managers)
+    assert change["mid_new_columns"] == (managers, [(0,)], [(1,), (2,)])
 
 
 def test_the_run_after_the_change_succeeds_and_records_the_migration(change) -> None:
@@ -202,7 +210,7 @@ def test_the_run_after_the_change_succeeds_and_records_the_migration(change) -> 
     ]
 
 
-def test_nothing_is_lost_or_duplicated(change, dbs) -> None:
+def test_nothing_is_lost_or_duplicated(change) -> None:
     before, after, done = change["before"], change["after"], change["done"]
     new_versions = {
         "fact_sales_order": done["sales_order"] + 1,
@@ -226,11 +234,12 @@ def test_nothing_is_lost_or_duplicated(change, dbs) -> None:
         )
 
 
-def test_the_new_dimension_column_is_filled_for_every_member(change, dbs) -> None:
-    source = rows(
-        dbs.admin_url, "SELECT staff_id, manager FROM staff JOIN department USING (department_id) ORDER BY 1"
+def test_the_new_dimension_column_is_filled_for_every_member(change, source) -> None:
+    managers = rows(
+        source.admin_url,
+        "SELECT staff_id, manager FROM staff JOIN department USING (department_id) ORDER BY 1",
     )
-    assert staff_managers(change["url"]) == source
+    assert staff_managers(change["url"]) == managers
 
 
 def test_the_new_fact_column_is_filled_from_then_on_and_null_before(change) -> None:
@@ -290,7 +299,7 @@ def test_the_doc_shows_this_very_change() -> None:
 
 
 def test_a_deployment_made_by_the_release_before_migrations_is_upgraded_in_place(
-    spark, dbs, tmp_path
+    spark, pg, dbs, tmp_path
 ) -> None:
     """The previous release's own code (from git) makes the lake and the warehouse, in its own process;
     this code then runs on them: the warehouse is adopted, every row kept, new versions loaded once."""
@@ -308,7 +317,8 @@ def test_a_deployment_made_by_the_release_before_migrations_is_upgraded_in_place
         ["git", "archive", PREVIOUS_RELEASE, "shared"], cwd=REPO, capture_output=True, check=True
     )
     subprocess.run(["tar", "-x", "-C", str(old)], input=archive.stdout, check=True)
-    settings = dbs.new_target("previous_release")
+    own = Databases(pg, tmp_path, "previous", template=dbs.source_db)  # written to below
+    settings = own.new_target("previous_release")
     env = {k: v for k, v in os.environ.items() if k not in ("TOTESYS_URL", "WAREHOUSE_URL", "LAKE_ROOT")}
     env |= {
         "SPARK_LOCAL_IP": "127.0.0.1",
@@ -331,7 +341,7 @@ def test_a_deployment_made_by_the_release_before_migrations_is_upgraded_in_place
     assert "columns" not in (Path(settings.processed) / "_current.json").read_text(encoding="utf-8")
     before = warehouse_content(url)
 
-    done = totesys.simulate(dbs.admin_url, sales_orders=3, purchase_orders=1, seed=5)
+    done = totesys.simulate(own.admin_url, sales_orders=3, purchase_orders=1, seed=5)
     assert [r.status for r in run_workflow(spark, settings)] == ["SUCCEEDED"] * 3
     assert rows(url, f"SELECT version, name FROM {MIGRATIONS_TABLE}") == [(1, "star_schema (adopted)")]
     after = warehouse_content(url)
