@@ -25,6 +25,7 @@ from shared.lake.layout import LakeLayout
 from shared.lake.storage import storage_for
 from shared.runtime.context import JobContext
 from shared.runtime.faults import checkpoint
+from shared.runtime.sizing import small_shuffles
 
 JSON_TIMESTAMP_FORMAT = "yyyy-MM-dd'T'HH:mm:ss.SSSSSS"
 ROWS_PER_JSON_FILE = 1_000_000
@@ -48,7 +49,9 @@ def run(ctx: JobContext, read: Reader) -> Manifest | None:
     notes: list[str] = []
     for name in EXTRACT_ORDER:
         table = SOURCE_TABLES[name]
-        with ctx.phase("jdbc read"):  # the read is persisted: the fetch from PostgreSQL happens here
+        # The read is persisted: the fetch from PostgreSQL happens here. Its only shuffle is a
+        # one-row aggregate (high-water mark and count), so one shuffle partition, no AQE stages.
+        with ctx.phase("jdbc read"), small_shuffles(ctx.spark):
             increment = read(ctx, table)
         notes.extend(increment.notes)
         try:

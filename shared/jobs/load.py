@@ -15,7 +15,7 @@ from pyspark.sql import functions as F
 
 from shared.contract.star import FACT_VERSION_KEYS, STAR_SCHEMAS
 from shared.jdbc.warehouse import LOAD_ORDER, apply_load, prepare_staging, staging_table
-from shared.jobs.transform.tables import LINEAGE_COLUMN, read_processed
+from shared.jobs.transform.tables import LINEAGE_COLUMN, counting, read_processed
 from shared.lake.documents import LoadBookmark, Published, read_document
 from shared.lake.layout import LakeLayout
 from shared.lake.storage import storage_for
@@ -56,7 +56,7 @@ def run(ctx: JobContext) -> dict[str, int] | None:
                     (F.col(LINEAGE_COLUMN) > F.lit(watermark))
                     & (F.col(LINEAGE_COLUMN) <= F.lit(published.run_id))
                 )
-            rows = rows.select([f.name for f in STAR_SCHEMAS[table].fields])
+            rows, staged_rows = counting(rows.select([f.name for f in STAR_SCHEMAS[table].fields]))
             (
                 rows.write.format("jdbc")
                 .mode("overwrite")
@@ -72,7 +72,7 @@ def run(ctx: JobContext) -> dict[str, int] | None:
                 .save()
             )
             staged.append(table)
-            ctx.report.table(table).read = rows.count()
+            ctx.report.table(table).read = staged_rows()
 
     checkpoint("load:before_apply")
     with ctx.phase("apply (one transaction)"):

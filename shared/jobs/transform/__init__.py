@@ -32,6 +32,7 @@ from shared.lake.layout import LakeLayout
 from shared.lake.storage import storage_for
 from shared.runtime.context import JobContext
 from shared.runtime.faults import checkpoint
+from shared.runtime.sizing import sized_for
 
 __all__ = ["BOOKMARK", "COMPACT_ABOVE_FILES", "run"]
 
@@ -49,30 +50,32 @@ def run(ctx: JobContext) -> Published | None:
     if not pending:
         ctx.commit()
         return None
-    catalog_ready = warm_up_catalog(ctx.spark, ctx.settings.catalog_database)
-    persisted = Persisted()
+    # A 20-minute batch runs with Spark's shuffles sized to it (shared/runtime/sizing.py).
+    with sized_for(ctx.spark, pending.total_rows):
+        catalog_ready = warm_up_catalog(ctx.spark, ctx.settings.catalog_database)
+        persisted = Persisted()
 
-    validated = validate(ctx, layout, state, pending, persisted)
-    latest = update_latest(ctx, layout, state, validated)
-    checkpoint("transform:mid")
-    dimensions = build_dimensions(
-        ctx, layout, state, validated.valid, latest.latest, latest.changed, pending.reshaped
-    )
-    facts = append_facts(ctx, layout, validated.valid, state.committed_run, persisted)
-    compact(ctx, layout, facts.months, above=COMPACT_ABOVE_FILES)
-    tables = {**state.tables, **dimensions.tables, **facts.tables}
-    calendar = update_dim_date(
-        ctx, layout, state.tables.get(CALENDAR), facts.date_bounds, rebuild=CALENDAR in pending.reshaped
-    )
-    if calendar is not None:
-        tables[CALENDAR] = calendar
-    # A reshaped table with no new rows (a fact) keeps its entry, but it now has the star's columns.
-    for table in pending.reshaped & tables.keys():
-        tables[table] = dataclasses.replace(tables[table], columns=star_columns(table))
+        validated = validate(ctx, layout, state, pending, persisted)
+        latest = update_latest(ctx, layout, state, validated)
+        checkpoint("transform:mid")
+        dimensions = build_dimensions(
+            ctx, layout, state, validated.valid, latest.latest, latest.changed, pending.reshaped
+        )
+        facts = append_facts(ctx, layout, validated.valid, validated.with_rows, state.committed_run)
+        compact(ctx, layout, facts.months, above=COMPACT_ABOVE_FILES)
+        tables = {**state.tables, **dimensions.tables, **facts.tables}
+        calendar = update_dim_date(
+            ctx, layout, state.tables.get(CALENDAR), facts.date_bounds, rebuild=CALENDAR in pending.reshaped
+        )
+        if calendar is not None:
+            tables[CALENDAR] = calendar
+        # A reshaped table with no new rows (a fact) keeps its entry, but it now has the star's columns.
+        for table in pending.reshaped & tables.keys():
+            tables[table] = dataclasses.replace(tables[table], columns=star_columns(table))
 
-    published = publish(
-        ctx, layout, tables, facts.months, pending.reshaped, pending.extract_runs, catalog_ready
-    )
+        published = publish(
+            ctx, layout, tables, facts.months, pending.reshaped, pending.extract_runs, catalog_ready
+        )
     watermark = max((m.run_id for m in pending.manifests), default=state.extract_watermark)
     commit(ctx, layout, state, TransformState(ctx.run_id, watermark, latest.locations, tables))
     persisted.release()

@@ -18,7 +18,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql.types import DateType, StructField, StructType
 
 from shared.contract.registry import CALENDAR, DIMENSIONS, STAR_BUILDS
-from shared.jobs.transform.tables import star_columns
+from shared.jobs.transform.tables import counting, star_columns
 from shared.lake.documents import TableEntry, TransformState
 from shared.lake.layout import LakeLayout
 from shared.runtime.context import JobContext
@@ -46,7 +46,7 @@ def build_dimensions(
     none yet (no rows ever) is not built. `valid` holds this run's valid rows, whose keys select the
     changes of a one-source dimension.
     """
-    spark, run_id = ctx.spark, ctx.run_id
+    run_id = ctx.run_id
     tables: dict[str, TableEntry] = {}
     with ctx.phase("dimensions build + write"):
         for dim in DIMENSIONS:
@@ -55,10 +55,9 @@ def build_dimensions(
             if not (changed.intersection(inputs) or dim in reshaped) or not all(i in latest for i in inputs):
                 continue
             location = layout.version(dim, run_id)
-            build.build(*(latest[i] for i in inputs)).coalesce(1).write.mode("errorifexists").parquet(
-                location
-            )
-            ctx.report.table(dim).written = spark.read.parquet(location).count()  # from the Parquet footers
+            rows, written = counting(build.build(*(latest[i] for i in inputs)).coalesce(1))
+            rows.write.mode("errorifexists").parquet(location)
+            ctx.report.table(dim).written = written()
             entry = TableEntry(location, run_id, "dimension", columns=star_columns(dim))
             previous = state.tables.get(dim)
             if previous is not None and len(inputs) == 1 and dim not in reshaped:
@@ -100,10 +99,9 @@ def update_dim_date(
                 return None
         span = ctx.spark.createDataFrame([(lo,), (hi,)], StructType([StructField("date", DateType())]))
         location = layout.version(CALENDAR, ctx.run_id)
-        calendar = STAR_BUILDS[CALENDAR].build(span).coalesce(1).persist()
+        calendar, written = counting(STAR_BUILDS[CALENDAR].build(span).coalesce(1))
         calendar.write.mode("errorifexists").parquet(location)
-        ctx.report.table(CALENDAR).written = calendar.count()
-        calendar.unpersist()
+        ctx.report.table(CALENDAR).written = written()
     columns = star_columns(CALENDAR)
     return TableEntry(location, ctx.run_id, "dimension", columns=columns, min=str(lo), max=str(hi))
 

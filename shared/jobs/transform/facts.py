@@ -12,18 +12,17 @@ files (shared/lake/compaction.py). Called by `shared.jobs.transform.run`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import date
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from shared.contract.registry import CALENDAR, FACTS, STAR_BUILDS
 from shared.contract.star import FACT_FOREIGN_KEYS, FACT_VERSION_KEYS
 from shared.jobs.transform.tables import (
     LINEAGE_COLUMN,
-    Persisted,
     fact_columns_ddl,
     read_processed,
     star_columns,
@@ -117,13 +116,16 @@ def append_facts(
     ctx: JobContext,
     layout: LakeLayout,
     valid: Mapping[str, DataFrame],
+    with_rows: Collection[str],
     committed_run: str,
-    persisted: Persisted,
 ) -> FactsAppended:
     """Build each fact from its source's valid rows and append the versions no committed run wrote.
 
-    `committed_run` is the transform run that committed the bookmark: versions in the table with a
-    greater `transform_run_id` were appended by a run that died before its commit.
+    `with_rows`: the source tables with valid rows this run (a fact whose source has none is not
+    touched). `committed_run` is the transform run that committed the bookmark: versions in the
+    table with a greater `transform_run_id` were appended by a run that died before its commit.
+    Per fact, one Spark job finds the months the batch falls into and one writes it: the counts,
+    the date range dim_date must cover and the months touched are observed metrics of the write.
     """
     tables: dict[str, TableEntry] = {}
     bounds: list[tuple[date, date]] = []
@@ -131,34 +133,42 @@ def append_facts(
     with ctx.phase("facts dedupe + append"):
         for fact in FACTS:
             build = STAR_BUILDS[fact]
+            if build.inputs[0] not in with_rows:
+                continue
             batch = with_partitions(build.build(valid[build.inputs[0]]).dropDuplicates(version_key(fact)))
             on_disk = existing_partitions(ctx.spark, layout, fact, batch)
-            fresh = persisted.keep(uncommitted_versions(batch, on_disk, fact, committed_run, ctx.run_id))
-            # One action for the counts, the date range dim_date must cover and the months touched.
+            fresh = uncommitted_versions(batch, on_disk, fact, committed_run, ctx.run_id)
+            summary = Observation()
             dates = [c for c, dim in FACT_FOREIGN_KEYS[fact].items() if dim == CALENDAR]
-            summary = fresh.agg(
-                F.count(F.lit(1)).alias("n"),
-                F.sum(F.col(ON_DISK_RUN).isNull().cast("int")).alias("new"),
-                F.least(*(F.min(c) for c in dates)).alias("lo"),
-                F.greatest(*(F.max(c) for c in dates)).alias("hi"),
-                F.collect_set(F.struct(*PARTITION_COLUMNS)).alias("partitions"),
-            ).first()
-            assert summary is not None
-            ctx.report.table(fact).written = summary["new"] or 0
-            if summary["new"]:
-                (
-                    fresh.where(F.col(ON_DISK_RUN).isNull())
-                    .drop(ON_DISK_RUN)
-                    .repartition(*PARTITION_COLUMNS)
-                    .write.mode("append")
-                    .partitionBy(*PARTITION_COLUMNS)
-                    .parquet(layout.table(fact))
+            (
+                fresh.observe(
+                    summary,  # over every version, the adopted ones too: before the filter
+                    F.count(F.lit(1)).alias("n"),
+                    F.sum(F.col(ON_DISK_RUN).isNull().cast("int")).alias("new"),
+                    F.least(*(F.min(c) for c in dates)).cast("string").alias("lo"),
+                    F.greatest(*(F.max(c) for c in dates)).cast("string").alias("hi"),
+                    # A string: observed metrics come back as Python values only for scalars.
+                    F.concat_ws(
+                        ",", F.collect_set(F.concat_ws("-", *(F.col(c) for c in PARTITION_COLUMNS)))
+                    ).alias("months"),
                 )
-            if summary["n"]:  # new versions, or versions adopted from a run that died uncommitted
+                .where(F.col(ON_DISK_RUN).isNull())  # appended: the versions not in the table yet
+                .drop(ON_DISK_RUN)
+                .repartition(*PARTITION_COLUMNS)
+                .write.mode("append")
+                .partitionBy(*PARTITION_COLUMNS)
+                .parquet(layout.table(fact))
+            )
+            observed = summary.get
+            ctx.report.table(fact).written = int(observed["new"] or 0)
+            if observed["n"]:  # new versions, or versions adopted from a run that died uncommitted
                 tables[fact] = TableEntry(layout.table(fact), ctx.run_id, "fact", columns=star_columns(fact))
-                bounds.append((summary["lo"], summary["hi"]))
+                bounds.append((date.fromisoformat(observed["lo"]), date.fromisoformat(observed["hi"])))
                 months[fact] = tuple(
-                    sorted((p["created_year"], p["created_month"]) for p in summary["partitions"])
+                    sorted(
+                        (int(year), int(month))
+                        for year, month in (m.split("-") for m in observed["months"].split(",") if m)
+                    )
                 )
     return FactsAppended(tables, tuple(bounds), months)
 

@@ -9,9 +9,10 @@ DataFrames a run persists and releases at its end. Used by the transform's steps
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Observation, SparkSession
+from pyspark.sql import functions as F
 from pyspark.sql.types import IntegerType, StringType, StructField, StructType
 
 from shared.contract.source import SOURCE_TABLES
@@ -98,6 +99,17 @@ def reshaped_tables(spark: SparkSession, state: TransformState) -> frozenset[str
         if columns != star_columns(table):
             out.add(table)
     return frozenset(out)
+
+
+def counting(df: DataFrame) -> tuple[DataFrame, Callable[[], int]]:
+    """`df` with a row counter, and the function that reads it once `df`'s next action (its write) ran.
+
+    What a write wrote, without a `count()` after it: the count is an observed metric of the write's
+    own query (`Dataset.observe`), so it costs no Spark job and reads nothing back.
+    """
+    observation = Observation()
+    observed = df.observe(observation, F.count(F.lit(1)).alias("rows"))
+    return observed, lambda: int(observation.get["rows"])
 
 
 class Persisted:

@@ -19,7 +19,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from shared import transforms as T
-from shared.contract.quality import CORRUPT_COLUMN, REASON_COLUMN, check_rows, referenced_keys
+from shared.contract.quality import CORRUPT_COLUMN, REASON_COLUMN, check_rows, referenced_key_values
 from shared.contract.registry import FACT_OF_SOURCE, LATEST_TABLES, VALIDATION_ORDER
 from shared.contract.source import SOURCE_TABLES
 from shared.jobs.transform.facts import committed_fact
@@ -28,12 +28,12 @@ from shared.lake.documents import DocumentError, Manifest, TransformState, read_
 from shared.lake.layout import LakeLayout
 from shared.lake.storage import storage_for
 from shared.runtime.context import JobContext
+from shared.runtime.sizing import SMALL_BATCH_ROWS
 
-# Up to this many new rows of a table (by the extract's manifests), its foreign keys are checked
-# against only the keys it refers to (quality.referenced_keys): a 20-minute batch then costs the
-# same whatever the history. Above it (a first load, a catch-up), against the whole key sets, so
+# Up to SMALL_BATCH_ROWS new rows of a table (by the extract's manifests), its foreign keys are
+# checked against only the keys it refers to (quality.referenced_key_values): a 20-minute batch then costs
+# the same whatever the history. Above it (a first load, a catch-up), against the whole key sets, so
 # a big batch's JSON is not parsed twice.
-SMALL_BATCH_ROWS = 100_000
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,11 @@ class Pending:
     def rows(self, table: str) -> int:
         """New rows of `table`, by the manifests."""
         return sum(m.rows(table) for m in self.manifests)
+
+    @property
+    def total_rows(self) -> int:
+        """New rows of every table, by the manifests."""
+        return sum(n for m in self.manifests for n in m.tables.values())
 
 
 def pending_work(ctx: JobContext, layout: LakeLayout, state: TransformState) -> Pending:
@@ -80,13 +85,14 @@ class Validated:
 
     `previous`: the committed `_latest` snapshot of each dimension source that has one; `changed`:
     the dimension sources with at least one new valid row; `small`: the tables whose batch is at
-    most SMALL_BATCH_ROWS rows.
+    most SMALL_BATCH_ROWS rows; `with_rows`: every source table with at least one new valid row.
     """
 
     valid: Mapping[str, DataFrame]
     previous: Mapping[str, DataFrame]
     changed: frozenset[str]
     small: frozenset[str]
+    with_rows: frozenset[str]
 
 
 def validate(
@@ -104,6 +110,7 @@ def validate(
     known: dict[str, DataFrame] = {}
     changed: set[str] = set()
     small: set[str] = set()
+    with_rows: set[str] = set()
     with ctx.phase("json read + validate"):
         for table in VALIDATION_ORDER:
             source = SOURCE_TABLES[table]
@@ -115,7 +122,7 @@ def validate(
             if pending.rows(table) <= SMALL_BATCH_ROWS:
                 small.add(table)
             if runs:
-                keys = referenced_keys(source, rows, known) if table in small else known
+                keys = referenced_key_values(source, rows, known) if table in small else known
                 checked = check_rows(source, rows, keys)
                 # Persisting the annotated rows lets the counts, the valid side and the rejects share
                 # one parse and one validation: a single Spark action here per table.
@@ -134,6 +141,8 @@ def validate(
                         .write.mode("errorifexists")
                         .json(layout.quarantine_run(table, ctx.run_id))
                     )
+            if n_read > n_rejected:
+                with_rows.add(table)
             ctx.report.table(table).read = n_read
             ctx.report.table(table).quarantined = n_rejected
             ids = valid[table].select(pk)
@@ -152,7 +161,7 @@ def validate(
                 fact = FACT_OF_SOURCE.get(table)
                 existing = committed_fact(spark, state, fact) if fact else None
                 known[table] = ids if existing is None else existing.select(pk).unionByName(ids).distinct()
-    return Validated(valid, previous, frozenset(changed), frozenset(small))
+    return Validated(valid, previous, frozenset(changed), frozenset(small), frozenset(with_rows))
 
 
 @dataclass(frozen=True)
