@@ -9,7 +9,11 @@ and goes beyond it twice (docs/adr/0003-extract-bookmark-boundary.md, docs/relia
 - with a look-back window it re-reads `last_updated >= bookmark - window`, which catches a row whose
   transaction committed late with a timestamp behind the bookmark. The versions (primary key,
   last_updated) taken inside the window are remembered in the bookmark and skipped, so the window
-  costs a re-read on PostgreSQL but never re-writes a row into the ingestion zone.
+  costs a re-read on PostgreSQL but never re-writes a row into the ingestion zone;
+- a bookmark may carry backfill windows (`"backfill": [{"since": ..., "until": ...}]`, put there by
+  `totes backfill`, shared/local/state_ops.py): the next read also takes every row with
+  `since <= last_updated < until`, taken before or not, and the bookmark it commits has none left.
+  The high-water mark is unaffected: a backfill re-reads behind it without losing its progress.
 Table names in SQL come only from the contract's allow-list (shared/contract/source.py), never from data.
 Called by the extract job through the runtime seam; shared/runtime/glue.py has the Glue-native twin.
 """
@@ -259,7 +263,8 @@ def read_increment(
     every version the bookmark names, so each version is extracted once (at-least-once after a
     crash before commit), and a late-committed row with a timestamp inside the window is caught.
     """
-    if bookmark:
+    windows = backfill_windows(bookmark)
+    if bookmark and not windows:
         columns = source_columns_if_unchanged(spark, url, table, bookmark, lookback)
         if columns is not None and set(table.column_names) <= {c.lower() for c in columns}:
             # Nothing new: no Spark job at all (a no-change run costs one query per table).
@@ -276,16 +281,20 @@ def read_increment(
     taken: dict[datetime, set[int]] = {}
     if bookmark:
         high_before = _parse_ts(bookmark["last_updated"])
-        rows = rows.where(F.col("last_updated") >= F.lit(high_before - lookback))
+        increment = rows.where(F.col("last_updated") >= F.lit(high_before - lookback))
         taken = taken_versions(bookmark)
         if taken:
-            rows = drop_versions(spark, rows, pk, taken)
+            increment = drop_versions(spark, increment, pk, taken)
+        if windows:  # versions taken before are read again: one of each, whichever read found it
+            increment = increment.unionByName(in_windows(rows, windows)).dropDuplicates([pk, "last_updated"])
+        rows = increment
     rows = rows.persist()
     summary = rows.agg(F.max("last_updated").alias("high"), F.count(F.lit(1)).alias("n")).first()
     high_read = summary["high"] if summary else None
     count = int(summary["n"]) if summary else 0
-    if high_read is None:
-        return Increment(rows, None, notes, count=count)
+    if high_read is None:  # nothing read: the bookmark stays, without the backfill windows it read
+        done = None if not windows or bookmark is None else without_backfill(bookmark)
+        return Increment(rows, done, notes, count=count)
     # The high-water mark never moves backwards (only look-back rows may be new).
     high = high_read if high_before is None else max(high_before, high_read)
     since = high - lookback
@@ -297,6 +306,32 @@ def read_increment(
 
 def _parse_ts(text: str) -> datetime:
     return datetime.strptime(text, TS_FORMAT)
+
+
+BACKFILL_KEY = "backfill"
+
+
+def backfill_windows(bookmark: dict[str, Any] | None) -> list[tuple[datetime, datetime | None]]:
+    """The backfill windows a bookmark asks the next read to take again: [(since, until or None)]."""
+    return [
+        (_parse_ts(w["since"]), _parse_ts(w["until"]) if w.get("until") else None)
+        for w in ((bookmark or {}).get(BACKFILL_KEY) or [])
+    ]
+
+
+def without_backfill(bookmark: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in bookmark.items() if k != BACKFILL_KEY}
+
+
+def in_windows(rows: DataFrame, windows: list[tuple[datetime, datetime | None]]) -> DataFrame:
+    """The rows with `since <= last_updated < until` for one of `windows` (pushed down to PostgreSQL)."""
+    conditions = [
+        (F.col("last_updated") >= F.lit(since))
+        if until is None
+        else (F.col("last_updated") >= F.lit(since)) & (F.col("last_updated") < F.lit(until))
+        for since, until in windows
+    ]
+    return rows.where(reduce(operator.or_, conditions))
 
 
 def taken_versions(bookmark: dict[str, Any]) -> dict[datetime, set[int]]:

@@ -6,6 +6,9 @@
     totes seed [--from-parquet DIR | --scale N] [--if-empty]
     totes simulate [--sales-orders N ...]      changes like the live ToteSys makes
     totes status                                 bookmarks, last runs, row counts, quarantine
+    totes reset --table T                        the next run re-extracts table T whole
+    totes rewind --table T --to TIMESTAMP        the next run re-extracts T from TIMESTAMP on
+    totes backfill --since TS [--until TS] [--table T ...]   ... re-extracts a time window
     totes query "SQL" | --saved NAME             SQL over the processed lake (DuckDB; --engine spark)
     totes db start|stop|urls|destroy             the embedded PostgreSQL
 
@@ -230,6 +233,39 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_state(args: argparse.Namespace) -> int:
+    """`totes reset`, `totes rewind`, `totes backfill`: change the extract's bookmarks (shared/local/state_ops.py)."""
+    from shared.lake.layout import LakeLayout
+    from shared.lake.storage import LakeLocked
+    from shared.local import state_ops
+
+    settings = _settings(args)
+    try:
+        if args.command == "reset":
+            changes = state_ops.reset(settings, args.table)
+        elif args.command == "rewind":
+            changes = state_ops.rewind(settings, args.table, state_ops.parse_timestamp(args.to, "--to"))
+        else:
+            since = state_ops.parse_timestamp(args.since, "--since")
+            until = state_ops.parse_timestamp(args.until, "--until") if args.until else None
+            changes = state_ops.backfill(settings, since, until, args.table or ())
+    except LakeLocked as exc:
+        print(f"totes {args.command}: refused, nothing changed: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(
+        f"totes {args.command}: extract bookmarks in {LakeLayout.of(settings).bookmark(state_ops.EXTRACT_JOB)}"
+    )
+    for change in changes:
+        print(change.render())
+    if any(change.changed for change in changes):
+        print(
+            "The next `totes run` (or `totes schedule` tick) re-extracts; `totes status` shows the bookmarks."
+        )
+    else:
+        print("Nothing to change.")
+    return 0
+
+
 def cmd_query(args: argparse.Namespace) -> int:
     from shared.local import query
 
@@ -334,6 +370,36 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("status", parents=[common], help="bookmarks, last runs, row counts, quarantine")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_status)
+
+    lake_only = argparse.ArgumentParser(add_help=False)
+    lake_only.add_argument("--lake-root", help="local folder (env LAKE_ROOT)")
+    table_help = "a ToteSys table (repeat for several)"
+    p = sub.add_parser(
+        "reset",
+        parents=[lake_only],
+        help="remove a table's extract bookmark: the next run re-extracts it whole",
+    )
+    p.add_argument("--table", action="append", required=True, metavar="T", help=table_help)
+    p.set_defaults(func=cmd_state)
+    p = sub.add_parser(
+        "rewind",
+        parents=[lake_only],
+        help="set a table's extract bookmark back to a time: re-extract from it",
+    )
+    p.add_argument("--table", action="append", required=True, metavar="T", help=table_help)
+    p.add_argument(
+        "--to", required=True, metavar="TIMESTAMP", help="UTC unless it has a zone, e.g. 2024-11-14T09:00"
+    )
+    p.set_defaults(func=cmd_state)
+    p = sub.add_parser(
+        "backfill",
+        parents=[lake_only],
+        help="re-extract the rows changed in [since, until) on the next run, keeping the bookmarks",
+    )
+    p.add_argument("--since", required=True, metavar="TIMESTAMP", help="UTC unless it has a zone")
+    p.add_argument("--until", metavar="TIMESTAMP", help="end of the window, excluded (default: none)")
+    p.add_argument("--table", action="append", metavar="T", help=f"{table_help} (default: every table)")
+    p.set_defaults(func=cmd_state)
 
     p = sub.add_parser("query", parents=[common], help="SQL over the processed lake (catalog tables)")
     p.add_argument("sql", nargs="?", help="SQL naming the catalog's tables (fact_sales_order, dim_staff ...)")

@@ -143,6 +143,7 @@ class ExtractMark:
     last_updated: str
     keys: int  # primary keys taken at exactly `last_updated`
     window_versions: int  # versions taken in the look-back window, below it
+    backfill: tuple[str, ...] = ()  # windows `totes backfill` asked the next run to re-extract
 
     @classmethod
     def from_json(cls, document: Mapping[str, Any]) -> ExtractMark:
@@ -155,6 +156,7 @@ class ExtractMark:
             str(document["last_updated"]),
             len(document.get("keys", [])),
             sum(len(keys) for keys in window.values()),
+            tuple(f"[{w['since']}, {w.get('until') or 'now'})" for w in document.get("backfill") or []),
         )
 
 
@@ -255,7 +257,8 @@ def _context_line(name: str, value: object) -> str:
         window = (
             f", {value.window_versions} versions in the look-back window" if value.window_versions else ""
         )
-        return f"    {name:<28} last_updated {value.last_updated} ({value.keys} keys{window})"
+        backfill = f"; backfill pending {', '.join(value.backfill)}" if value.backfill else ""
+        return f"    {name:<28} last_updated {value.last_updated} ({value.keys} keys{window}){backfill}"
     if isinstance(value, TransformState):
         return f"    {name:<28} extract runs up to {value.extract_watermark}"
     if isinstance(value, LoadBookmark):
@@ -271,6 +274,11 @@ def render(settings: Settings) -> str:
     for job, doc in sorted(info.bookmarks.items()):
         lines.append(f"  {job:<10} run {doc.run_id} committed {doc.committed_at}")
         lines += [_context_line(name, value) for name, value in sorted(info.contexts[job].items())]
+        if job == "extract" and info.contexts[job]:  # a table reset (or new) has none: read whole next
+            missing = sorted(
+                f"extract_{t}" for t in SOURCE_TABLES if f"extract_{t}" not in info.contexts[job]
+            )
+            lines += [f"    {name:<28} none: the next run extracts the whole table" for name in missing]
     lines += ["", "recent runs:"]
     for run in info.recent_runs:
         lines.append(f"  {run.run_id} {run.job:<10} {run.status:<10} {run.seconds:>7.1f} s  {run.message}")
