@@ -5,7 +5,7 @@
     totes dashboard [--port N] [--open]          a local web page over the warehouse and the runs
     totes seed [--from-parquet DIR | --scale N] [--if-empty]
     totes simulate [--sales-orders N ...]      changes like the live ToteSys makes
-    totes status                                 bookmarks, last runs, row counts, quarantine
+    totes status [--json]                        bookmarks, last runs, row counts, quarantine, freshness
     totes query "SQL" | --saved NAME             SQL over the processed lake (DuckDB; --engine spark)
     totes db start|stop|urls|destroy             the embedded PostgreSQL
 
@@ -331,8 +331,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None)
     p.set_defaults(func=cmd_simulate)
 
-    p = sub.add_parser("status", parents=[common], help="bookmarks, last runs, row counts, quarantine")
-    p.add_argument("--json", action="store_true")
+    p = sub.add_parser(
+        "status", parents=[common], help="bookmarks, last runs, row counts, quarantine, freshness per table"
+    )
+    p.add_argument(
+        "--json", action="store_true", help="the same as JSON (keys: shared/local/freshness.py, status.py)"
+    )
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("query", parents=[common], help="SQL over the processed lake (catalog tables)")
