@@ -26,7 +26,8 @@ The same definition, with the same SQL (`source_sql`, `warehouse_sql`), is what 
 shows (shared/local/freshness.py, over psycopg) and what the load publishes on AWS after its commit
 (shared/jobs/load.py, over its JDBC sessions; the CloudWatch metric `FreshnessMinutes`,
 shared/runtime/glue.py; terraform/monitoring.tf alarms above 30). ToteSys timestamps are UTC
-without a time zone, like the run ids.
+without a time zone, like the run ids. Why this measure and not "now minus the newest row":
+docs/adr/0010-freshness-is-the-wait-of-the-oldest-change-not-held.md.
 """
 
 from __future__ import annotations
