@@ -22,9 +22,11 @@ from shared.config import Settings, parse_pg_url
 from shared.contract.source import SOURCE_TABLES
 from shared.jobs import freshness as F
 from shared.jobs import load
+from shared.lake.documents import write_document
 from shared.lake.layout import LakeLayout
+from shared.lake.storage import LocalStorage
 from shared.local import cli, status
-from shared.runtime.context import LocalJobContext
+from shared.runtime.context import JobReport, LocalJobContext
 
 FACTS = {
     "sales_order": "fact_sales_order",
@@ -209,3 +211,46 @@ def test_a_load_that_cannot_measure_says_so_in_one_line_and_does_not_fail(spark,
     assert load.publish_freshness(ctx, "20261122T000000000000Z") is None and ctx.metrics == []
     (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith("totes load: freshness not published: ") and "hunter2" not in line
+
+
+def test_the_warehouse_holds_the_newest_succeeded_extract_before_the_loaded_transform(tmp_path) -> None:
+    layout = LakeLayout.of(Settings(lake_root=str(tmp_path / "lake")))
+    store = LocalStorage()
+    runs = [
+        ("20261202T040000000000Z", "extract", "SUCCEEDED"),
+        ("20261202T040100000000Z", "transform", "SUCCEEDED"),
+        ("20261202T042000000000Z", "extract", "SUCCEEDED"),  # nothing new: no manifest, still read all
+        ("20261202T044000000000Z", "extract", "FAILED"),
+        ("20261202T044100000000Z", "transform", "SUCCEEDED"),
+        ("20261202T050000000000Z", "extract", "SUCCEEDED"),  # after the transform the load holds
+    ]
+    for run_id, job, state in runs:
+        write_document(store, layout.run_record(run_id, job), JobReport(job, run_id, status=state))
+    assert F.held_through(layout, store, "20261202T044100000000Z") == "20261202T042000000000Z"
+    assert F.held_through(layout, store, "20261202T040100000000Z") == "20261202T040000000000Z"
+    assert F.held_through(layout, store, "") is None  # no load yet: nothing is held
+    assert F.run_start("20261202T042000123456Z") == datetime(2026, 12, 2, 4, 20, 0, 123456)
+
+
+def test_a_fact_version_the_warehouse_holds_is_not_waiting_even_after_the_extract_started(own) -> None:
+    """A change the extract read while it ran is in the fact: held, though newer than the cut."""
+    changed_at = utc_now().replace(microsecond=0) + timedelta(seconds=1)
+    with psycopg.connect(own.admin_url) as conn:
+        conn.execute(
+            "UPDATE purchase_order SET last_updated = %s WHERE purchase_order_id = "
+            "(SELECT min(purchase_order_id) FROM purchase_order)",
+            [changed_at],
+        )
+    cut_run = (changed_at - timedelta(minutes=5)).strftime("%Y%m%dT%H%M%S%fZ")
+    with psycopg.connect(own.reader_url) as conn:
+
+        def query(sql: str) -> list[tuple]:
+            return conn.execute(sql).fetchall()
+
+        later = changed_at + timedelta(minutes=40)
+        waiting = {t.table: t for t in F.source_freshness(query, {"purchase_order": None}, cut_run, later)}
+        held = {t.table: t for t in F.source_freshness(query, {"purchase_order": changed_at}, cut_run, later)}
+    assert (waiting["purchase_order"].oldest_waiting, waiting["purchase_order"].minutes) == (changed_at, 40.0)
+    assert waiting["purchase_order"].stale
+    assert (held["purchase_order"].oldest_waiting, held["purchase_order"].minutes) == (None, 0.0)
+    assert held["purchase_order"].warehouse_newest == changed_at
