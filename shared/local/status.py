@@ -2,8 +2,9 @@
 
 Reads only the small state documents under `<LAKE_ROOT>/_state`, each through its type (the committed
 `JobBookmarks`, their contexts as the type the job that wrote them keeps, the `JobReport` run records;
-one of an unknown format version is a DocumentError naming the file), the quarantine zone and row
-counts from both databases, and per source table its freshness (shared/local/freshness.py); it never starts Spark, so it answers in a second.
+one of an unknown format version is a DocumentError naming the file), the quarantine zone, row
+counts from both databases and per source table its freshness (shared/local/freshness.py); it
+never starts Spark, so it answers in a second.
 Quarantined rows are counted from transform runs that committed: a run that died or failed after
 writing its quarantine files is re-done by the next run, which sets the same rows aside again, so
 counting both would report them twice (they are listed apart, as "not committed"). A run recorded
@@ -24,6 +25,7 @@ from typing import Any
 
 from shared.config import Settings, is_s3
 from shared.contract.source import SOURCE_TABLES
+from shared.jobs.extract import transformation_ctx
 from shared.lake.documents import DocumentError, JobBookmarks, LoadBookmark, TransformState, read_document
 from shared.lake.layout import LakeLayout
 from shared.lake.storage import Storage, storage_for
@@ -252,7 +254,7 @@ def read_status(settings: Settings) -> Status:
             {
                 t: m.last_updated
                 for t in SOURCE_TABLES
-                if isinstance(m := marks.get(f"extract_{t}"), ExtractMark)
+                if isinstance(m := marks.get(transformation_ctx(t)), ExtractMark)
             },
             loaded.transform_run_id if isinstance(loaded, LoadBookmark) else "",
         ),
