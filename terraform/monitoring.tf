@@ -5,6 +5,7 @@
 #   2. CloudWatch alarms (state you can see on a dashboard, and OK notifications on recovery):
 #      - job-run-failed: the same failures, counted as a metric;
 #      - workflow-stale: no completed workflow run (load SUCCEEDED) for stale_after_minutes;
+#      - freshness: a source change has waited over freshness_limit_minutes (30) for the warehouse;
 #      - alert-delivery-failed / run-history-delivery-failed: EventBridge could not deliver to
 #        the topic or the run history (e.g. after a key policy change), so silence is not
 #        mistaken for health.
@@ -232,6 +233,31 @@ resource "aws_cloudwatch_metric_alarm" "workflow_stale" {
   actions_enabled    = true
   alarm_actions      = [aws_sns_topic.alerts.arn]
   ok_actions         = [aws_sns_topic.alerts.arn]
+}
+
+# Freshness (SPEC.md: a change written to the source is in the warehouse within 30 minutes). After
+# each commit the load publishes TotesETL/FreshnessMinutes: how long the oldest source change the
+# warehouse does not hold yet has been waiting, 0 when it holds them all (shared/jobs/freshness.py,
+# the number `totes status` shows locally), overall (no dimension: watched here) and per Table.
+# A load publishes once a run, every 20 minutes, so the period is 30 minutes: every period holds
+# at least one datapoint while the workflow runs. Missing data is breaching: a period without
+# one means no load committed (or it could not measure, which it logs), and then nobody can say
+# the warehouse is fresh; in that case workflow-stale alarms too, a little later. Right after
+# the first deploy this is in ALARM until the first load completes.
+resource "aws_cloudwatch_metric_alarm" "freshness" {
+  alarm_name          = "${var.name_prefix}-freshness"
+  alarm_description   = "A source change has waited more than ${var.freshness_limit_minutes} minutes to reach the warehouse (TotesETL/FreshnessMinutes; per table under the Table dimension, `totes status` locally), or no load has published freshness for 30 minutes."
+  namespace           = local.metric_namespace
+  metric_name         = "FreshnessMinutes"
+  statistic           = "Maximum"
+  period              = 1800
+  evaluation_periods  = 1
+  threshold           = var.freshness_limit_minutes
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "breaching"
+  actions_enabled     = true
+  alarm_actions       = [aws_sns_topic.alerts.arn]
+  ok_actions          = [aws_sns_topic.alerts.arn]
 }
 
 # EventBridge could not deliver: to the topic (no failure mail would arrive) or to the run history

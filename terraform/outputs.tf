@@ -89,6 +89,7 @@ output "alarm_names" {
     [
       aws_cloudwatch_metric_alarm.job_run_failed.alarm_name,
       aws_cloudwatch_metric_alarm.workflow_stale.alarm_name,
+      aws_cloudwatch_metric_alarm.freshness.alarm_name,
     ],
     [for a in aws_cloudwatch_metric_alarm.delivery_failed : a.alarm_name],
   )

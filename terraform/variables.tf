@@ -276,6 +276,17 @@ variable "log_retention_days" {
   }
 }
 
+variable "freshness_limit_minutes" {
+  description = "Alarm when a source change has waited longer than this for the warehouse (SPEC.md: 30)."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.freshness_limit_minutes >= 1 && var.freshness_limit_minutes <= 1440
+    error_message = "freshness_limit_minutes must be between 1 and 1440."
+  }
+}
+
 variable "stale_after_minutes" {
   description = "Alarm when no workflow run has completed (load SUCCEEDED) for this many minutes. The schedule is every 20 minutes."
   type        = number

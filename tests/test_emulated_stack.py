@@ -38,8 +38,15 @@ from botocore.parsers import ResponseParserError
 from moto_account import ACCOUNT_ID, REGION, EmulatedAccount, Keys, emulated_account
 
 from shared.config import Settings
+from shared.contract.source import SOURCE_TABLES
+from shared.jobs.freshness import FRESHNESS_LIMIT_MINUTES, METRIC_NAME, TableFreshness, freshness_metrics
 from shared.lake.storage import S3Storage
-from shared.runtime.glue import GlueJobContext, secrets_manager_reader, settings_from_glue_args
+from shared.runtime.glue import (
+    METRIC_NAMESPACE,
+    GlueJobContext,
+    secrets_manager_reader,
+    settings_from_glue_args,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -493,13 +500,26 @@ def test_alerts_topic_subscription_and_every_alarm_action(stack: Stack) -> None:
 
     alarms = stack.client("cloudwatch").describe_alarms(AlarmNamePrefix=f"{PREFIX}-")["MetricAlarms"]
     assert sorted(a["AlarmName"] for a in alarms) == sorted(stack.outputs["alarm_names"])
-    assert len(alarms) == 4
+    assert len(alarms) == 5
     for alarm in alarms:
         assert alarm["ActionsEnabled"] is True, alarm["AlarmName"]
         assert alarm["AlarmActions"] == [topic], alarm["AlarmName"]
     (stale,) = [a for a in alarms if a["AlarmName"] == f"{PREFIX}-workflow-stale"]
     assert stale["OKActions"] == [topic]
     assert stale["TreatMissingData"] == "breaching"
+    # The freshness alarm watches the overall datapoint the load publishes through the Glue seam.
+    (fresh,) = [a for a in alarms if a["AlarmName"] == f"{PREFIX}-freshness"]
+    assert (fresh["Namespace"], fresh["MetricName"], fresh.get("Dimensions", [])) == (
+        METRIC_NAMESPACE,
+        METRIC_NAME,
+        [],
+    )
+    assert (fresh["Statistic"], fresh["Period"], fresh["EvaluationPeriods"]) == ("Maximum", 1800, 1)
+    assert (fresh["ComparisonOperator"], fresh["Threshold"]) == (
+        "GreaterThanThreshold",
+        FRESHNESS_LIMIT_MINUTES,
+    )
+    assert (fresh["TreatMissingData"], fresh["OKActions"]) == ("breaching", [topic])
 
 
 def test_athena_workgroup_and_named_queries(stack: Stack) -> None:
@@ -844,8 +864,26 @@ def test_glue_role_publishes_metrics_and_uses_only_the_stacks_key(stack: Stack, 
         cloudwatch.put_metric_data(
             Namespace=namespace, MetricData=[{"MetricName": "RowsQuarantined", "Value": 1.0, "Unit": "Count"}]
         )
+    # The load's freshness, published by the Glue job context (the seam) with the role's credentials.
+    tables = [
+        TableFreshness(t, None, None, "-", None, 40.0 if t == "payment" else 0.0) for t in SOURCE_TABLES
+    ]
+    settings = Settings(lake_root=f"s3://{stack.outputs['processed_bucket']}")
+    storage = S3Storage(stack.client("s3", glue_role))
+    load = GlueJobContext("load", None, settings, job=None, storage=storage, cloudwatch=cloudwatch)  # type: ignore[arg-type]
+    load.publish_metrics(freshness_metrics(tables))
     listed = stack.client("cloudwatch").list_metrics(Namespace="TotesETL")["Metrics"]
     assert {"Namespace": "TotesETL", "MetricName": "RowsQuarantined", "Dimensions": []} in listed
+    assert {"Namespace": METRIC_NAMESPACE, "MetricName": METRIC_NAME, "Dimensions": []} in listed
+    assert {
+        "Namespace": METRIC_NAMESPACE,
+        "MetricName": METRIC_NAME,
+        "Dimensions": [{"Name": "Table", "Value": "payment"}],
+    } in listed
+    # 40 minutes is above the freshness alarm's 30, but moto never evaluates an alarm
+    # (docs/deploying.md, "What moto cannot evaluate"): this fails when it starts to.
+    (alarm,) = stack.client("cloudwatch").describe_alarms(AlarmNames=[f"{PREFIX}-freshness"])["MetricAlarms"]
+    assert alarm["StateValue"] == "OK"
     # The namespace condition is in the policy as read back from IAM (moto does not evaluate it).
     iam = stack.client("iam")
     role = stack.outputs["glue_role_arn"].rsplit("/", 1)[1]

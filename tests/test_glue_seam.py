@@ -434,6 +434,58 @@ def test_glue_job_context_keeps_state_on_s3_and_commits_glue_last(spark, lake) -
 
 
 @pytest.mark.integration  # moto's AWS
+def test_glue_job_context_publishes_the_loads_freshness_to_cloudwatch(spark, lake) -> None:
+    from shared.jobs.freshness import METRIC_NAME, TableFreshness, freshness_metrics
+
+    settings = glue.settings_from_glue_args(ARGS, logins())
+    cloudwatch = boto3.client("cloudwatch", region_name=REGION)
+    ctx = glue.GlueJobContext(
+        "load", spark, settings, RecordingJob(lake, ""), storage=lake, cloudwatch=cloudwatch
+    )
+    assert ctx.publishes_metrics
+    minutes = {"payment": 45.0, "sales_order": 12.5}
+    tables = [TableFreshness(t, None, None, "-", None, minutes.get(t, 0.0)) for t in SOURCE_TABLES]
+    ctx.publish_metrics(freshness_metrics(tables))
+
+    listed = cloudwatch.list_metrics(Namespace=glue.METRIC_NAMESPACE, MetricName=METRIC_NAME)["Metrics"]
+    assert sorted(tuple((d["Name"], d["Value"]) for d in m["Dimensions"]) for m in listed) == sorted(
+        [(), *((("Table", t),) for t in SOURCE_TABLES)]
+    )
+    now = datetime.now(UTC)
+
+    def maximum(*dimensions: tuple[str, str]) -> list[float]:
+        points = cloudwatch.get_metric_statistics(
+            Namespace=glue.METRIC_NAMESPACE,
+            MetricName=METRIC_NAME,
+            Dimensions=[{"Name": k, "Value": v} for k, v in dimensions],
+            StartTime=now - timedelta(minutes=5),
+            EndTime=now + timedelta(minutes=5),
+            Period=600,
+            Statistics=["Maximum"],
+        )["Datapoints"]
+        return [p["Maximum"] for p in points]
+
+    assert maximum() == [45.0]  # the overall datapoint: the worst table's, what the alarm watches
+    assert maximum(("Table", "sales_order")) == [12.5]
+    assert maximum(("Table", "currency")) == [0.0]
+
+
+def test_cloudwatch_datapoints_go_in_batches_of_20() -> None:
+    class Recording:
+        calls: list[dict[str, Any]] = []
+
+        def put_metric_data(self, **kwargs: Any) -> None:
+            self.calls.append(kwargs)
+
+    client = Recording()
+    metrics = [glue.Metric("FreshnessMinutes", float(i)) for i in range(45)]
+    glue.publish_to_cloudwatch(client, metrics, now=datetime(2026, 12, 2, tzinfo=UTC))
+    assert [len(c["MetricData"]) for c in client.calls] == [20, 20, 5]
+    assert {c["Namespace"] for c in client.calls} == {"TotesETL"}
+    assert [d["Value"] for c in client.calls for d in c["MetricData"]] == [float(i) for i in range(45)]
+
+
+@pytest.mark.integration  # moto's AWS
 def test_run_glue_job_inits_first_runs_the_library_job_and_commits_last(
     spark, lake, capsys, extra_files
 ) -> None:

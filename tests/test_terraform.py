@@ -577,6 +577,28 @@ def test_stale_workflow_alarm_breaches_on_an_hour_without_a_load_success() -> No
     assert history["rule"] == "${aws_cloudwatch_event_rule.job_state.name}"
 
 
+def test_freshness_alarm_mails_when_a_change_waits_over_30_minutes_or_no_load_reports() -> None:
+    from shared.jobs.freshness import FRESHNESS_LIMIT_MINUTES, METRIC_NAME
+    from shared.runtime.glue import METRIC_NAMESPACE
+
+    alarm = resource("aws_cloudwatch_metric_alarm", "freshness")
+    # The metric the load publishes through the Glue seam, in the namespace the Glue role may use.
+    assert (alarm["metric_name"], resolve(alarm["namespace"])) == (METRIC_NAME, METRIC_NAMESPACE)
+    allowed = _glue_statements()["GlueAndEtlMetrics"]["condition"][0]["values"]
+    assert "${local.metric_namespace}" in allowed
+    assert "dimensions" not in alarm  # the overall datapoint: the worst table's
+    assert (alarm["statistic"], alarm["comparison_operator"]) == ("Maximum", "GreaterThanThreshold")
+    assert resolve(alarm["threshold"]) == FRESHNESS_LIMIT_MINUTES == 30
+    # One load every 20 minutes: a 30-minute period always holds one while the workflow runs, and a
+    # period without one (no load committed) is breaching.
+    assert (alarm["period"], alarm["evaluation_periods"]) == (1800, 1)
+    assert alarm["treat_missing_data"] == "breaching"
+    assert alarm["alarm_actions"] == alarm["ok_actions"] == ["${aws_sns_topic.alerts.arn}"]
+    assert "aws_cloudwatch_metric_alarm.freshness.alarm_name" in str(
+        stack()["output"]["alarm_names"]["value"]
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # Storage and secrets hardening
 # ---------------------------------------------------------------------------------------------

@@ -5,16 +5,21 @@ Stage over JDBC (Spark writes `etl_staging.<table>`), then apply everything in o
 inserted once. The bookmark is the
 last transform run loaded; facts are selected by their `transform_run_id`, dimensions by the run
 that last changed them. A failure before the commit leaves the warehouse as it was; a failure after
-it is harmless because applying the same rows again changes nothing.
+it is harmless because applying the same rows again changes nothing. After the commit, on Glue,
+the load publishes the freshness of every source table (`publish_freshness`).
 Called by glue_jobs/load.py (Glue) and `totes run` (locally) through `run()`.
 """
 
 from __future__ import annotations
 
+import sys
+
 from pyspark.sql import functions as F
 
 from shared.contract.star import FACT_VERSION_KEYS, STAR_SCHEMAS
-from shared.jdbc.warehouse import LOAD_ORDER, apply_load, prepare_staging, staging_table
+from shared.jdbc.sources import java_reason
+from shared.jdbc.warehouse import LOAD_ORDER, JdbcSession, apply_load, prepare_staging, staging_table
+from shared.jobs.freshness import TableFreshness, freshness_metrics, held_through, measure
 from shared.jobs.transform.tables import LINEAGE_COLUMN, counting, read_processed
 from shared.lake.documents import LoadBookmark, Published, read_document
 from shared.lake.layout import LakeLayout
@@ -36,6 +41,7 @@ def run(ctx: JobContext) -> dict[str, int] | None:
         with ctx.phase("warehouse migrations"):
             apply_load(spark, warehouse, [])  # nothing to load: the pending migrations only
         ctx.commit()
+        publish_freshness(ctx, watermark)
         return None
     with ctx.phase("staging schema"):
         prepare_staging(spark, warehouse)
@@ -82,4 +88,39 @@ def run(ctx: JobContext) -> dict[str, int] | None:
         ctx.report.table(table).loaded = count
     ctx.set_bookmark(BOOKMARK, LoadBookmark(published.run_id).to_json())
     ctx.commit()
+    publish_freshness(ctx, published.run_id)
     return changed
+
+
+def publish_freshness(ctx: JobContext, loaded_run: str) -> list[TableFreshness] | None:
+    """After the commit, on a runtime that publishes metrics (Glue): the freshness of every source
+    table (shared/jobs/freshness.py) now that the warehouse holds transform run `loaded_run`.
+
+    Published even when nothing was new, so a quiet source keeps the alarm fed with zeros. A
+    failure to measure or publish is one line on stderr and does not fail the load, which has
+    committed: the missing datapoint is what the alarm treats as breaching (terraform/monitoring.tf).
+    """
+    if not ctx.publishes_metrics:
+        return None
+    settings = ctx.settings
+    try:
+        layout = LakeLayout.of(settings)
+        held = held_through(layout, storage_for(layout.state), loaded_run)
+        source = JdbcSession(ctx.spark, settings.require_totesys())
+        try:
+            warehouse = JdbcSession(ctx.spark, settings.require_warehouse())
+            try:
+                tables = measure(source.query, warehouse.query, held)
+            finally:
+                warehouse.close()
+        finally:
+            source.close()
+        ctx.publish_metrics(freshness_metrics(tables))
+    except Exception as exc:
+        text = f"{type(exc).__name__}: {java_reason(exc)}"
+        for url in (settings.totesys, settings.warehouse):
+            if url is not None and url.password:
+                text = text.replace(url.password, "***")
+        print(f"totes load: freshness not published: {text}", file=sys.stderr, flush=True)
+        return None
+    return tables

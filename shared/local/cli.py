@@ -5,7 +5,7 @@
     totes dashboard [--port N] [--open]          a local web page over the warehouse and the runs
     totes seed [--from-parquet DIR | --scale N] [--if-empty]
     totes simulate [--sales-orders N ...]      changes like the live ToteSys makes
-    totes status                                 bookmarks, last runs, row counts, quarantine
+    totes status [--json]                        bookmarks, last runs, row counts, quarantine, freshness
     totes reset --table T                        the next run re-extracts table T whole
     totes rewind --table T --to TIMESTAMP        the next run re-extracts T from TIMESTAMP on
     totes backfill --since TS [--until TS] [--table T ...]   ... re-extracts a time window
@@ -367,8 +367,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None)
     p.set_defaults(func=cmd_simulate)
 
-    p = sub.add_parser("status", parents=[common], help="bookmarks, last runs, row counts, quarantine")
-    p.add_argument("--json", action="store_true")
+    p = sub.add_parser(
+        "status", parents=[common], help="bookmarks, last runs, row counts, quarantine, freshness per table"
+    )
+    p.add_argument(
+        "--json", action="store_true", help="the same as JSON (keys: shared/local/freshness.py, status.py)"
+    )
     p.set_defaults(func=cmd_status)
 
     lake_only = argparse.ArgumentParser(add_help=False)

@@ -1,9 +1,10 @@
-"""`totes status`: bookmarks, the last runs, row counts and quarantined rows, read from the lake.
+"""`totes status`: bookmarks, the last runs, row counts, quarantined rows and freshness per table.
 
 Reads only the small state documents under `<LAKE_ROOT>/_state`, each through its type (the committed
 `JobBookmarks`, their contexts as the type the job that wrote them keeps, the `JobReport` run records;
-one of an unknown format version is a DocumentError naming the file), the quarantine zone and row
-counts from both databases; it never starts Spark, so it answers in a second.
+one of an unknown format version is a DocumentError naming the file), the quarantine zone, row
+counts from both databases and per source table its freshness (shared/local/freshness.py); it
+never starts Spark, so it answers in a second.
 Quarantined rows are counted from transform runs that committed: a run that died or failed after
 writing its quarantine files is re-done by the next run, which sets the same rows aside again, so
 counting both would report them twice (they are listed apart, as "not committed"). A run recorded
@@ -24,9 +25,11 @@ from typing import Any
 
 from shared.config import Settings, is_s3
 from shared.contract.source import SOURCE_TABLES
+from shared.jobs.extract import transformation_ctx
 from shared.lake.documents import DocumentError, JobBookmarks, LoadBookmark, TransformState, read_document
 from shared.lake.layout import LakeLayout
 from shared.lake.storage import Storage, storage_for
+from shared.local.freshness import Freshness, read_freshness, render_lines
 from shared.runtime.context import JobReport
 
 RECENT_RUNS = 12
@@ -199,6 +202,7 @@ class Status:
     totesys_rows: dict[str, int | str]
     warehouse_rows: dict[str, int | str]
     quarantine: dict[str, Any] = field(default_factory=dict)
+    freshness: Freshness | None = None  # per source table: shared/local/freshness.py
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -209,6 +213,7 @@ class Status:
             "warehouse_rows": self.warehouse_rows,
             "quarantined_rows": {t: entry["rows"] for t, entry in self.quarantine["tables"].items()},
             "quarantine": self.quarantine,
+            "freshness": self.freshness.to_json() if self.freshness else None,
         }
 
 
@@ -236,6 +241,8 @@ def read_status(settings: Settings) -> Status:
             if run.status == "RUNNING":
                 run.status = "DIED"
                 run.message = run.message or "stopped without a word (killed?); the next run redoes it"
+    marks = contexts.get("extract", {})
+    loaded = contexts.get("load", {}).get("load_watermark")
     return Status(
         lake_root=settings.lake_root,
         bookmarks=bookmarks,
@@ -244,6 +251,15 @@ def read_status(settings: Settings) -> Status:
         totesys_rows=_count_rows(settings.require_totesys().conninfo, sorted(SOURCE_TABLES)),
         warehouse_rows=_count_rows(settings.require_warehouse().conninfo, sorted(STAR_SCHEMAS)),
         quarantine=quarantine_summary(settings),
+        freshness=read_freshness(
+            settings,
+            {
+                t: m.last_updated
+                for t in SOURCE_TABLES
+                if isinstance(m := marks.get(transformation_ctx(t)), ExtractMark)
+            },
+            loaded.transform_run_id if isinstance(loaded, LoadBookmark) else "",
+        ),
     )
 
 
@@ -303,4 +319,6 @@ def render(settings: Settings) -> str:
             "  not counted, from transform runs that did not commit (re-done by a later run): "
             + ", ".join(f"{t} {n}" for t, n in stale.items())
         )
+    if info.freshness is not None:
+        lines += ["", *render_lines(info.freshness)]
     return "\n".join(lines)

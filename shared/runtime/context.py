@@ -16,7 +16,7 @@ bookmarks) lives in shared/runtime/glue.py, the only module that imports awsglue
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -88,6 +88,16 @@ class JobReport:
         )
 
 
+@dataclass(frozen=True)
+class Metric:
+    """One datapoint a job publishes (on Glue: CloudWatch `put_metric_data`, shared/runtime/glue.py)."""
+
+    name: str
+    value: float
+    unit: str = "None"  # a CloudWatch unit name
+    dimensions: tuple[tuple[str, str], ...] = ()
+
+
 class JobContext(Protocol):
     """What a job sees of the runtime it runs on: `LocalJobContext` locally, `GlueJobContext` on Glue.
 
@@ -129,6 +139,15 @@ class JobContext(Protocol):
         """Time one step of the job into `report.phases[name]`."""
         ...
 
+    @property
+    def publishes_metrics(self) -> bool:
+        """Whether `publish_metrics` sends them anywhere (a job skips work only a metric needs)."""
+        ...
+
+    def publish_metrics(self, metrics: Sequence[Metric]) -> None:
+        """Publish `metrics` (on Glue to CloudWatch; locally they are kept in `metrics` only)."""
+        ...
+
 
 class LocalJobContext:
     """A `JobContext` whose bookmarks and run records are documents in `<LAKE_ROOT>/_state`.
@@ -151,6 +170,7 @@ class LocalJobContext:
         self.run_id = new_run_id(after=self._committed.run_id)
         self.report = JobReport(job=name, run_id=self.run_id)
         self._pending: dict[str, Any] = {}
+        self.metrics: list[Metric] = []  # what the run published (locally: nowhere else)
         self._started = time.monotonic()
         self._record_history()
 
@@ -198,6 +218,13 @@ class LocalJobContext:
             spent = time.monotonic() - started
             self.report.phases[name] = round(self.report.phases.get(name, 0.0) + spent, 3)
             context.setJobDescription(None)  # type: ignore[arg-type]
+
+    # Locally nothing watches metrics: `totes status` computes freshness itself, and a job does not
+    # pay for a measurement nobody reads. GlueJobContext publishes to CloudWatch.
+    publishes_metrics: bool = False
+
+    def publish_metrics(self, metrics: Sequence[Metric]) -> None:
+        self.metrics.extend(metrics)
 
     def _record_history(self) -> None:
         write_document(self._storage, self.layout.run_record(self.run_id, self.name), self.report)

@@ -8,7 +8,9 @@ locally (shared/runtime/registry.py: the same databases checked first, the same 
 - the extract reads with Glue's native JDBC job bookmarks (`GlueReader`), plus an optional
   look-back read outside the bookmark, de-duplicated by version key;
 - transform and load keep their state documents in `<LAKE_ROOT>/_state` on S3, exactly like
-  `LocalJobContext` (`GlueJobContext` is one), and `job.commit()` runs last, inside `ctx.commit()`.
+  `LocalJobContext` (`GlueJobContext` is one), and `job.commit()` runs last, inside `ctx.commit()`;
+- a job's metrics (the load's freshness, shared/jobs/freshness.py) go to CloudWatch
+  (`GlueJobContext.publish_metrics`, namespace `METRIC_NAMESPACE`); locally nothing is published.
 
 Everything testable is a plain function taking its collaborators as arguments (the Glue `Job`, the
 GlueContext, the secret reader, the S3 client), so the tests run without Glue. What Glue runs is
@@ -41,7 +43,7 @@ from shared.jdbc.sources import (
 )
 from shared.jobs import extract
 from shared.lake.storage import RUN_ID_FORMAT, Storage
-from shared.runtime.context import JobContext, JobReport, LocalJobContext
+from shared.runtime.context import JobContext, JobReport, LocalJobContext, Metric
 from shared.runtime.registry import failure_reason, job_spec, run_registered
 
 
@@ -325,13 +327,52 @@ class GlueJobContext(LocalJobContext):
         settings: Settings,
         job: GlueJob,
         storage: Storage | None = None,
+        cloudwatch: Any = None,
     ) -> None:
         self.job = job
+        self._cloudwatch = cloudwatch
         super().__init__(name, spark, settings, storage=storage)
 
     def commit(self) -> None:
         super().commit()
         self.job.commit()
+
+    publishes_metrics = True
+
+    def publish_metrics(self, metrics: Sequence[Metric]) -> None:
+        """Put `metrics` into CloudWatch under METRIC_NAMESPACE (the client: boto3's, by default)."""
+        super().publish_metrics(metrics)
+        publish_to_cloudwatch(self._cloudwatch or _cloudwatch_client(), metrics)
+
+
+# The namespace of the project's own metrics: terraform's `local.metric_namespace` (main.tf), which
+# the Glue role may publish to (iam.tf) and the alarms read (monitoring.tf); tests/test_terraform.py
+# checks they agree.
+METRIC_NAMESPACE = "TotesETL"
+PUT_METRIC_BATCH = 20  # datapoints per put_metric_data (the long-standing limit; 1000 since 2023)
+
+
+def publish_to_cloudwatch(client: Any, metrics: Sequence[Metric], now: datetime | None = None) -> None:
+    """`put_metric_data` of `metrics`, all stamped `now` (default: the current time)."""
+    stamp = now or datetime.now(UTC)
+    data = [
+        {
+            "MetricName": m.name,
+            "Value": m.value,
+            "Unit": m.unit,
+            "Timestamp": stamp,
+            "Dimensions": [{"Name": k, "Value": v} for k, v in m.dimensions],
+        }
+        for m in metrics
+    ]
+    for start in range(0, len(data), PUT_METRIC_BATCH):
+        client.put_metric_data(Namespace=METRIC_NAMESPACE, MetricData=data[start : start + PUT_METRIC_BATCH])
+
+
+def _cloudwatch_client() -> Any:
+    import boto3
+
+    return boto3.client("cloudwatch")  # the job's region (Glue sets AWS_REGION)
 
 
 # The tables that grow with the business (millions of rows at 100x the real volumes): their first,
