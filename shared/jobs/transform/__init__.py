@@ -61,7 +61,9 @@ def run(ctx: JobContext) -> Published | None:
         dimensions = build_dimensions(
             ctx, layout, state, validated.valid, latest.latest, latest.changed, pending.reshaped
         )
-        facts = append_facts(ctx, layout, validated.valid, validated.with_rows, state.committed_run)
+        facts = append_facts(
+            ctx, layout, validated.valid, validated.with_rows, validated.months, state.committed_run
+        )
         compact(ctx, layout, facts.months, above=COMPACT_ABOVE_FILES)
         tables = {**state.tables, **dimensions.tables, **facts.tables}
         calendar = update_dim_date(

@@ -12,7 +12,7 @@ files (shared/lake/compaction.py). Called by `shared.jobs.transform.run`.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -56,9 +56,9 @@ def committed_fact(spark: SparkSession, state: TransformState, fact: str) -> Dat
 
 
 def existing_partitions(
-    spark: SparkSession, layout: LakeLayout, fact: str, batch: DataFrame
+    spark: SparkSession, layout: LakeLayout, fact: str, months: Sequence[Month]
 ) -> DataFrame | None:
-    """The fact table's rows in the months `batch` falls into, as they are in the lake (None: none).
+    """The fact table's rows in `months` (those a batch falls into), as they are in the lake (None: none).
 
     Read from the lake, not through the committed state: rows a run appended before dying
     uncommitted are there too. Only those months' folders are listed and read, so de-duplicating
@@ -67,8 +67,7 @@ def existing_partitions(
     """
     location = layout.table(fact)
     storage = storage_for(location)
-    months = batch.select(*PARTITION_COLUMNS).distinct().collect()
-    paths = [layout.partition(location, row[0], row[1]) for row in months if row[0] is not None]
+    paths = [layout.partition(location, year, month) for year, month in months]
     paths = [p for p in paths if storage.exists(p)]
     if not paths:
         return None
@@ -117,15 +116,19 @@ def append_facts(
     layout: LakeLayout,
     valid: Mapping[str, DataFrame],
     with_rows: Collection[str],
+    source_months: Mapping[str, Sequence[Month]],
     committed_run: str,
 ) -> FactsAppended:
     """Build each fact from its source's valid rows and append the versions no committed run wrote.
 
     `with_rows`: the source tables with valid rows this run (a fact whose source has none is not
-    touched). `committed_run` is the transform run that committed the bookmark: versions in the
-    table with a greater `transform_run_id` were appended by a run that died before its commit.
-    Per fact, one Spark job finds the months the batch falls into and one writes it: the counts,
-    the date range dim_date must cover and the months touched are observed metrics of the write.
+    touched); `source_months`: per source, the months its batch falls into (validate.py finds them
+    in its one pass). `committed_run` is the transform run that committed the bookmark: versions
+    in the table with a greater `transform_run_id` were appended by a run that died before its
+    commit.
+    Per fact, one Spark job writes the batch (and one broadcasts the keys of the months it falls
+    into): the counts, the date range dim_date must cover and the months touched are observed
+    metrics of the write.
     """
     tables: dict[str, TableEntry] = {}
     bounds: list[tuple[date, date]] = []
@@ -136,7 +139,7 @@ def append_facts(
             if build.inputs[0] not in with_rows:
                 continue
             batch = with_partitions(build.build(valid[build.inputs[0]]).dropDuplicates(version_key(fact)))
-            on_disk = existing_partitions(ctx.spark, layout, fact, batch)
+            on_disk = existing_partitions(ctx.spark, layout, fact, source_months.get(build.inputs[0], ()))
             fresh = uncommitted_versions(batch, on_disk, fact, committed_run, ctx.run_id)
             summary = Observation()
             dates = [c for c, dim in FACT_FOREIGN_KEYS[fact].items() if dim == CALENDAR]

@@ -85,7 +85,8 @@ class Validated:
 
     `previous`: the committed `_latest` snapshot of each dimension source that has one; `changed`:
     the dimension sources with at least one new valid row; `small`: the tables whose batch is at
-    most SMALL_BATCH_ROWS rows; `with_rows`: every source table with at least one new valid row.
+    most SMALL_BATCH_ROWS rows; `with_rows`: every source table with at least one new valid row;
+    `months`: per fact source read, the (year, month) of `created_at` of its rows (its fact's partitions).
     """
 
     valid: Mapping[str, DataFrame]
@@ -93,6 +94,7 @@ class Validated:
     changed: frozenset[str]
     small: frozenset[str]
     with_rows: frozenset[str]
+    months: Mapping[str, tuple[tuple[int, int], ...]]
 
 
 def validate(
@@ -111,6 +113,7 @@ def validate(
     changed: set[str] = set()
     small: set[str] = set()
     with_rows: set[str] = set()
+    months: dict[str, tuple[tuple[int, int], ...]] = {}
     with ctx.phase("json read + validate"):
         for table in VALIDATION_ORDER:
             source = SOURCE_TABLES[table]
@@ -127,12 +130,19 @@ def validate(
                 # Persisting the annotated rows lets the counts, the valid side and the rejects share
                 # one parse and one validation: a single Spark action here per table.
                 annotated = persisted.keep(checked.annotated)
+                # A fact source's months (of created_at), which its fact's de-duplication reads, in
+                # the same pass: those of every row read, a superset of the valid rows' (reading a
+                # month more costs a little, never a duplicate).
+                month_set = F.collect_set(F.struct(F.year("created_at"), F.month("created_at")))
                 counts = annotated.agg(
                     F.count(F.lit(1)).alias("read"),
                     F.sum((F.col(REASON_COLUMN) != "").cast("int")).alias("rejected"),
+                    *([month_set.alias("months")] if table in FACT_OF_SOURCE else []),
                 ).first()
                 assert counts is not None
                 n_read, n_rejected = counts["read"], counts["rejected"] or 0
+                if table in FACT_OF_SOURCE:
+                    months[table] = tuple(sorted((m[0], m[1]) for m in counts["months"] if m[0] is not None))
                 valid[table] = checked.valid
                 if n_rejected:
                     (
@@ -161,7 +171,7 @@ def validate(
                 fact = FACT_OF_SOURCE.get(table)
                 existing = committed_fact(spark, state, fact) if fact else None
                 known[table] = ids if existing is None else existing.select(pk).unionByName(ids).distinct()
-    return Validated(valid, previous, frozenset(changed), frozenset(small), frozenset(with_rows))
+    return Validated(valid, previous, frozenset(changed), frozenset(small), frozenset(with_rows), months)
 
 
 @dataclass(frozen=True)
