@@ -338,9 +338,10 @@ def test_the_totes_schedule_process_alerts_once_and_stops_on_sigterm(tmp_path, f
                 "shared.local.cli",
                 "schedule",
                 "--every",
-                # 0.6 s: every run (a JVM start, then the refused connection) spans ticks, however
-                # fast the machine (with 3 s, a quiet machine's runs fitted between two ticks)
-                "0.01",
+                # 1.5 s: every run (a Python and a JVM start, then the refused connection) spans a
+                # tick however fast the machine (with 3 s, a quiet machine's runs fitted between
+                # ticks), and ticks stay more than a second apart (the log has them to the second)
+                "0.025",
                 "--timeout",
                 "3",
                 "--lake-root",
@@ -387,7 +388,7 @@ def test_the_totes_schedule_process_alerts_once_and_stops_on_sigterm(tmp_path, f
     log = entries()
     statuses = [e["status"] for e in log]
     assert statuses.count("FAILED") >= 3, log  # the run in progress at SIGTERM finished and was logged
-    assert "SKIPPED" in statuses  # 0.6-second ticks fell during runs
+    assert "SKIPPED" in statuses  # 1.5-second ticks fell during runs
     last_run = [e for e in log if e["status"] != "SKIPPED"][-1]
     assert last_run["tick"] not in done and last_run["status"] == "FAILED"
     assert "is unreachable" in last_run["reason"]  # it ran to its own end, it was not killed
