@@ -22,6 +22,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
+from shared.contract import quality
 from shared.contract.quality import (
     REASON_COLUMN,
     TABLE_CHECKS,
@@ -305,6 +306,24 @@ def test_known_keys_cut_down_to_the_batch_references_give_the_same_verdicts(spar
         "design_id: NULL in NOT NULL column; agreed_delivery_location_id: unknown address 30",
         "design_id: unknown design 999",
     ]
+
+
+def test_a_reference_to_more_keys_than_an_in_list_holds_keeps_its_known_keys_dataframe(spark, monkeypatch):
+    # The batch refers to 2 designs and 1 currency; with at most 1 key per IN list, design keeps the join.
+    monkeypatch.setattr(quality, "MAX_KEYS_IN_LIST", 1)
+    rows = [
+        row("sales_order", sales_order_id=1, design_id=1),
+        row("sales_order", sales_order_id=2, design_id=999),
+    ]
+    sales = frame(spark, "sales_order", rows)
+    known = {"design": keys(spark, "design", [1, 2]), "currency": keys(spark, "currency", [1, 2])}
+    restricted = referenced_key_values(SOURCE_TABLES["sales_order"], sales, known)
+
+    assert restricted["design"] is known["design"]
+    assert restricted["currency"] == frozenset({1})
+    cut = check_rows(SOURCE_TABLES["sales_order"], sales, restricted)
+    assert [r[REASON_COLUMN] for r in cut.rejected.collect()] == ["design_id: unknown design 999"]
+    assert [r["sales_order_id"] for r in cut.valid.collect()] == [1]
 
 
 def test_every_row_lands_on_exactly_one_side(spark):

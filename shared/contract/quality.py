@@ -12,7 +12,7 @@ so callers that use both should persist the input first.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import reduce
@@ -160,6 +160,19 @@ def _known_flag(column: str) -> str:
 # table, see referenced_key_values: an IN list, no join and no Spark job).
 KnownKeys = DataFrame | frozenset[int]
 
+# Up to this many distinct keys of one referenced table that a batch refers to, they are checked as
+# an IN list (referenced_key_values); beyond it, against the known-keys DataFrame (a broadcast
+# join), as a big list costs more to plan than the join costs to run (a first load's 15,836
+# payments refer to as many transactions).
+MAX_KEYS_IN_LIST = 2_000
+
+
+def in_list(column: str, values: Collection[int]) -> Column:
+    """`column IN (values...)` for integer keys, as one SQL expression (one py4j call, not one per value)."""
+    if not values:
+        return F.lit(False)
+    return F.expr(f"`{column}` IN ({', '.join(str(int(v)) for v in sorted(values))})")
+
 
 def _key_column(where: str, reference: str, keys: DataFrame) -> str:
     """The primary key of `reference`, which its known-keys DataFrame must have as a column."""
@@ -220,7 +233,7 @@ def check_rows(
         if column.references is not None and isinstance(known_keys.get(column.references), frozenset):
             values = known_keys[column.references]
             assert isinstance(values, frozenset)
-            present = value.isin(sorted(values)) if values else F.lit(False)
+            present = in_list(column.name, values)
             rules.append(
                 F.when(
                     value.isNotNull() & ~present,
@@ -270,11 +283,12 @@ def referenced_key_values(
     `check_rows(table, rows, referenced_key_values(table, rows, known))` gives exactly the verdicts
     of `check_rows(table, rows, known)`: a key nobody in `rows` refers to cannot change a verdict.
     It is for a small batch against a big history (20 minutes of payments against 1.6 million
-    transactions), with two Spark jobs whatever the number of foreign keys: one collects the batch's distinct references,
-    one finds which of them exist (each known set filtered by an IN list, which Parquet prunes by
+    transactions), with two Spark jobs whatever the number of foreign keys: one collects the
+    batch's distinct references, one finds which of them exist (each known set filtered by an IN list, which Parquet prunes by
     its statistics, all in one union). `check_rows` then tests each foreign key against an IN list:
     no join, no broadcast. Only for a batch whose references fit in the driver (SMALL_BATCH_ROWS,
-    shared/runtime/sizing.py); the sets of tables `table` does not refer to are passed through.
+    shared/runtime/sizing.py); a referenced table the batch refers to more than MAX_KEYS_IN_LIST
+    keys of keeps its DataFrame, as do the tables `table` does not refer to.
     """
     restricted: dict[str, KnownKeys] = dict(known_keys)
     columns_by_reference: dict[str, list[str]] = {}
@@ -289,11 +303,12 @@ def referenced_key_values(
         reference: sorted({int(v) for c in cs for v in (row[c] if row else [])})
         for reference, cs in columns_by_reference.items()
     }
+    wanted = {reference: values for reference, values in wanted.items() if len(values) <= MAX_KEYS_IN_LIST}
     found: dict[str, set[int]] = {reference: set() for reference in wanted}
     lookups = [
         known_keys[reference]
         .select(F.col(_key_column(table.name, reference, known_keys[reference])).alias("key"))
-        .where(F.col("key").isin(values))
+        .where(in_list("key", values))
         .select(F.lit(reference).alias("reference"), "key")
         for reference, values in wanted.items()
         if values
