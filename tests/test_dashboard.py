@@ -20,7 +20,9 @@ import psycopg
 import pytest
 
 from shared.config import Settings, parse_pg_url
+from shared.contract.source import SOURCE_TABLES
 from shared.local.dashboard.server import STATIC, DashboardServer
+from shared.local.status import read_source_freshness
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
@@ -319,6 +321,19 @@ def test_the_page_draws_every_chart_with_the_warehouses_numbers(dashboard, brows
         for t in freshness
     }
     assert freshness == {t: f"{n:,}" for t, n in counts.items()} and len(freshness) == 11
+    # freshness per source table against the contract, as `totes status --json` computes it now
+    contract = read_source_freshness(settings).to_json()["tables"]
+    shown = {
+        row.get_attribute("data-table"): [td.text for td in row.find_elements("tag name", "td")[1:3]]
+        for row in browser.find_elements("css selector", "#source-freshness tbody tr")
+    }
+    assert sorted(shown) == sorted(SOURCE_TABLES)
+    for table, (minutes, state) in shown.items():
+        expected = contract[table]
+        assert float(minutes) == pytest.approx(expected["freshness_minutes"], abs=1.0), (
+            table
+        )  # a minute apart at most
+        assert state == ("STALE" if expected["stale"] else "fresh"), table
     run_rows = browser.find_elements("css selector", "#runs tbody tr")
     assert [r.find_elements("tag name", "td")[2].text for r in run_rows] == ["SUCCEEDED"] * len(records)
     last_load = next(r["started_at"] for r in reversed(records) if r["job"] == "load")

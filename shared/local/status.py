@@ -217,6 +217,41 @@ class Status:
         }
 
 
+def _committed(
+    layout: LakeLayout, store: Storage
+) -> tuple[dict[str, JobBookmarks], dict[str, dict[str, object]]]:
+    """Each job's committed bookmarks, and their contexts as the job that wrote them keeps them."""
+    bookmarks: dict[str, JobBookmarks] = {}
+    contexts: dict[str, dict[str, object]] = {}
+    for name in store.list_names(layout.bookmarks):
+        job = layout.bookmark_job(name)
+        document = read_document(store, layout.bookmark(job), JobBookmarks) if job else None
+        if job and document:
+            bookmarks[job] = document
+            contexts[job] = bookmark_contexts(job, layout.bookmark(job), document)
+    return bookmarks, contexts
+
+
+def _freshness(settings: Settings, contexts: Mapping[str, Mapping[str, object]]) -> Freshness:
+    marks = contexts.get("extract", {})
+    loaded = contexts.get("load", {}).get("load_watermark")
+    return read_freshness(
+        settings,
+        {
+            t: m.last_updated
+            for t in SOURCE_TABLES
+            if isinstance(m := marks.get(transformation_ctx(t)), ExtractMark)
+        },
+        loaded.transform_run_id if isinstance(loaded, LoadBookmark) else "",
+    )
+
+
+def read_source_freshness(settings: Settings) -> Freshness:
+    """Freshness per source table, as `totes status` shows it (the dashboard's health reads it too)."""
+    layout = LakeLayout.of(settings)
+    return _freshness(settings, _committed(layout, storage_for(settings.state))[1])
+
+
 def read_status(settings: Settings) -> Status:
     """The lake's committed bookmarks, its last runs, both databases' row counts and the quarantine.
 
@@ -227,22 +262,13 @@ def read_status(settings: Settings) -> Status:
 
     layout = LakeLayout.of(settings)
     store = storage_for(settings.state)
-    bookmarks: dict[str, JobBookmarks] = {}
-    contexts: dict[str, dict[str, object]] = {}
-    for name in store.list_names(layout.bookmarks):
-        job = layout.bookmark_job(name)
-        document = read_document(store, layout.bookmark(job), JobBookmarks) if job else None
-        if job and document:
-            bookmarks[job] = document
-            contexts[job] = bookmark_contexts(job, layout.bookmark(job), document)
+    bookmarks, contexts = _committed(layout, store)
     runs = run_records(layout, store, last=RECENT_RUNS)
     if not is_s3(settings.state) and not _lake_is_locked(layout):  # on S3 a Glue run may be live
         for run in runs:
             if run.status == "RUNNING":
                 run.status = "DIED"
                 run.message = run.message or "stopped without a word (killed?); the next run redoes it"
-    marks = contexts.get("extract", {})
-    loaded = contexts.get("load", {}).get("load_watermark")
     return Status(
         lake_root=settings.lake_root,
         bookmarks=bookmarks,
@@ -251,15 +277,7 @@ def read_status(settings: Settings) -> Status:
         totesys_rows=_count_rows(settings.require_totesys().conninfo, sorted(SOURCE_TABLES)),
         warehouse_rows=_count_rows(settings.require_warehouse().conninfo, sorted(STAR_SCHEMAS)),
         quarantine=quarantine_summary(settings),
-        freshness=read_freshness(
-            settings,
-            {
-                t: m.last_updated
-                for t in SOURCE_TABLES
-                if isinstance(m := marks.get(transformation_ctx(t)), ExtractMark)
-            },
-            loaded.transform_run_id if isinstance(loaded, LoadBookmark) else "",
-        ),
+        freshness=_freshness(settings, contexts),
     )
 
 

@@ -6,8 +6,10 @@ SPEC §3), as the Athena saved queries do. Values are never added up across curr
 series is per currency; counts and units are currency-free.
 
 Health reads the run records `<LAKE_ROOT>/_state/runs/*.json` directly (what `totes status` reads;
-a RUNNING record while nobody holds the lake's lock is a run that died) and the rows quarantined by
-transform runs that committed, as those records count them.
+a RUNNING record while nobody holds the lake's lock is a run that died), the rows quarantined by
+transform runs that committed, as those records count them, and the freshness of each source table
+against the contract's 30 minutes exactly as `totes status --json` gives it
+(shared/local/status.py, shared/jobs/freshness.py).
 Called by shared/local/dashboard/server.py (`/api/data`) and tests/test_dashboard.py.
 """
 
@@ -127,6 +129,16 @@ def _freshness(conn: psycopg.Connection[Any], runs: list[dict[str, Any]]) -> lis
     return out
 
 
+def _source_freshness(settings: Settings) -> dict[str, Any]:
+    """Per source table: minutes behind against the contract, as `totes status --json` has them."""
+    from shared.local.status import read_source_freshness
+
+    try:
+        return read_source_freshness(settings).to_json()
+    except Exception as exc:  # e.g. no ToteSys URL, a lake document of a newer format: shown, not fatal
+        return {"error": str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}
+
+
 def run_records(settings: Settings) -> list[dict[str, Any]]:
     """Every run record of the lake, oldest first; RUNNING ones nobody runs any more are DIED."""
     folder = Path(settings.state) / "runs"
@@ -168,6 +180,7 @@ def health(settings: Settings, warehouse_url: str) -> dict[str, Any]:
         "recent_runs": recent[::-1],  # newest first
         "last_successful_load": last_ok.get("started_at") if last_ok else None,
         "freshness": freshness,
+        "source_freshness": _source_freshness(settings),
         "quarantined": [{"table": t, "rows": n} for t, n in sorted(quarantined.items())],
     }
 

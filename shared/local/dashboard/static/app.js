@@ -122,6 +122,26 @@ function render(doc) {
     cell(tr, when(t.newest_change));
     fresh.appendChild(tr);
   }
+  const source = document.querySelector("#source-freshness tbody");
+  source.replaceChildren();
+  const sf = h.source_freshness || {};
+  const caption = document.getElementById("source-freshness-caption");
+  if (sf.error) {
+    caption.textContent = `Freshness per source table: ${sf.error}`;
+  } else {
+    caption.textContent =
+      `Freshness per source table (contract: ${sf.limit_minutes} minutes; ` +
+      `worst ${sf.overall_minutes === null ? "unknown" : sf.overall_minutes + " min"})`;
+    for (const [name, t] of Object.entries(sf.tables || {})) {
+      const tr = document.createElement("tr");
+      tr.dataset.table = name;
+      cell(tr, name);
+      cell(tr, t.freshness_minutes === null ? "unknown" : t.freshness_minutes.toFixed(1), "num");
+      cell(tr, t.stale === null ? "unknown" : t.stale ? "STALE" : "fresh", t.stale ? "status-FAILED" : "");
+      cell(tr, when(t.warehouse_newest) || "nothing yet");
+      source.appendChild(tr);
+    }
+  }
   const table = document.querySelector("#runs tbody");
   table.replaceChildren();
   for (const r of h.recent_runs) {
