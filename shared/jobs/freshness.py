@@ -37,8 +37,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from shared.contract.registry import FACT_OF_SOURCE  # source table -> the fact holding its versions
 from shared.contract.source import SOURCE_TABLES
-from shared.contract.star import FACT_SOURCES
 from shared.lake.documents import DocumentError, read_document
 from shared.lake.layout import LakeLayout
 from shared.lake.storage import RUN_ID_FORMAT, Storage
@@ -46,8 +46,6 @@ from shared.runtime.context import JobReport, Metric
 
 FRESHNESS_LIMIT_MINUTES = 30.0  # SPEC.md section 3
 METRIC_NAME = "FreshnessMinutes"
-# Source table -> the fact holding its versions (the others feed type-1 dimensions only).
-FACT_OF_SOURCE: dict[str, str] = {source: fact for fact, (source, _) in FACT_SOURCES.items()}
 FACT_NEWEST = "last_updated_date + last_updated_time"
 
 Query = Callable[[str], Sequence[Sequence[Any]]]

@@ -17,7 +17,6 @@ import sys
 from pyspark.sql import functions as F
 
 from shared.contract.star import FACT_VERSION_KEYS, STAR_SCHEMAS
-from shared.jdbc.sources import java_reason
 from shared.jdbc.warehouse import LOAD_ORDER, JdbcSession, apply_load, prepare_staging, staging_table
 from shared.jobs.freshness import TableFreshness, freshness_metrics, held_through, measure
 from shared.jobs.transform.tables import LINEAGE_COLUMN, counting, read_processed
@@ -117,10 +116,12 @@ def publish_freshness(ctx: JobContext, loaded_run: str) -> list[TableFreshness] 
             source.close()
         ctx.publish_metrics(freshness_metrics(tables))
     except Exception as exc:
-        text = f"{type(exc).__name__}: {java_reason(exc)}"
-        for url in (settings.totesys, settings.warehouse):
-            if url is not None and url.password:
-                text = text.replace(url.password, "***")
-        print(f"totes load: freshness not published: {text}", file=sys.stderr, flush=True)
+        from shared.runtime.registry import failure_reason  # the registry imports this module
+
+        print(
+            f"totes load: freshness not published: {failure_reason(exc, settings)}",
+            file=sys.stderr,
+            flush=True,
+        )
         return None
     return tables
