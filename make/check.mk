@@ -29,7 +29,7 @@ check: bandit audit ## security checks: bandit (code) and pip-audit (dependencie
 
 check-env: $(CHECK_STAMP) ## create the security tools virtualenv (.tools/check, pinned versions)
 
-$(CHECK_STAMP):
+$(CHECK_STAMP): | $(UV)
 	$(call tool_venv,$(CHECK_PYTHON),$(CHECK_VENV),'bandit==$(BANDIT_VERSION)' 'pip-audit==$(PIP_AUDIT_VERSION)')
 
 bandit: $(CHECK_STAMP) ## bandit static analysis of shared/ and glue_jobs/ (fails on medium+ findings)

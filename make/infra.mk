@@ -49,7 +49,7 @@ tf-validate: package tf-init ## terraform validate of terraform/ against the art
 
 checkov-env: $(CHECKOV_STAMP) ## create the checkov tool virtualenv (.tools/checkov, pinned version)
 
-$(CHECKOV_STAMP):
+$(CHECKOV_STAMP): | $(UV)
 	$(call tool_venv,$(CHECKOV_PYTHON),$(CHECKOV_VENV),'checkov==$(CHECKOV_VERSION)')
 
 checkov: $(CHECKOV_STAMP) ## static security checks of terraform/ (0 failed; skips are inline with reasons)
