@@ -12,6 +12,8 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
+from shared.runtime.jvm_names import import_hot_classes
+
 DEBIAN_JDBC_JAR = Path("/usr/share/java/postgresql.jar")
 JDBC_PACKAGE = "org.postgresql:postgresql:42.7.4"
 # Spark's default logging without its start-up notes that are not about the pipeline (see the file).
@@ -79,4 +81,5 @@ def build_spark(catalog_dir: Path, app_name: str = "totes", shuffle_partitions: 
         builder = builder.config("spark.jars.packages", JDBC_PACKAGE)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(os.environ.get("TOTES_SPARK_LOG_LEVEL", "ERROR"))
+    import_hot_classes(spark)
     return spark

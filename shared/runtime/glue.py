@@ -44,6 +44,7 @@ from shared.jdbc.sources import (
 from shared.jobs import extract
 from shared.lake.storage import RUN_ID_FORMAT, Storage
 from shared.runtime.context import JobContext, JobReport, LocalJobContext, Metric
+from shared.runtime.jvm_names import import_hot_classes
 from shared.runtime.registry import failure_reason, job_spec, run_registered
 
 
@@ -529,6 +530,7 @@ def configure_session(spark: SparkSession) -> None:
     spark.conf.set("spark.sql.session.timeZone", "UTC")
     spark.conf.set("spark.sql.ansi.enabled", "false")
     spark.conf.set("spark.sql.sources.partitionOverwriteMode", "dynamic")
+    import_hot_classes(spark)
 
 
 class GlueJobFailed(RuntimeError):
