@@ -74,7 +74,7 @@ unit: setup ## the fast tests, real Spark included (no PostgreSQL, pipeline, ter
 	$(VENV)/bin/pytest -q -m "not integration and not slow"
 
 # What the suite needs is installed in parallel (the virtualenvs and the apt packages), then the
-# checks run beside the test JVMs' class-data archive (tests/jvm_options.py: about 45 s of one
+# checks run beside the test JVMs' class-data archive (tests/jvm_options.py: about 50 s of one
 # core, which pytest would otherwise make alone before its workers start). tf-check without its
 # checkov step: pytest runs checkov (tests/test_terraform.py), once.
 TEST_TOOLS := setup checkov-env check-env $(CHROMEDRIVER)
