@@ -30,7 +30,7 @@ endif
 # PYTEST_PARALLEL= runs the suite in one process.
 PYTEST_PARALLEL ?= -n 2 --dist loadfile --no-loadscope-reorder
 
-.PHONY: help setup chromium run test test-jvm-archive lint unit bench clean
+.PHONY: help setup chromium run test test-jvm-archive bytecode lint unit bench clean
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
@@ -60,7 +60,7 @@ $(CHROMEDRIVER): | $(JDBC_JAR)
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null \
 	  || { echo "could not install them: install chromium and chromium-driver, or set CHROMEDRIVER to a chromedriver"; exit 1; }
 
-run: setup ## one end-to-end workflow run on the embedded PostgreSQL (seeds ToteSys on first use)
+run: setup bytecode ## one end-to-end workflow run on the embedded PostgreSQL (seeds ToteSys on first use)
 	$(TOTES) seed --if-empty
 	$(TOTES) run
 
@@ -78,7 +78,7 @@ unit: setup ## the fast tests, real Spark included (no PostgreSQL, pipeline, ter
 # core, which pytest would otherwise make alone before its workers start). tf-check without its
 # checkov step: pytest runs checkov (tests/test_terraform.py), once.
 TEST_TOOLS := setup checkov-env check-env $(CHROMEDRIVER)
-TEST_CHECKS := lint check tf-check test-jvm-archive
+TEST_CHECKS := lint check tf-check test-jvm-archive bytecode
 test: ## the whole suite: lint, security checks, terraform fmt/init/validate, unit, real-Spark + real-PostgreSQL integration, infrastructure checks
 	$(MAKE) --no-print-directory -j4 --output-sync=target $(TEST_TOOLS)
 	$(MAKE) --no-print-directory -j4 --output-sync=target $(TEST_CHECKS) TF_CHECK_CHECKOV=
@@ -86,6 +86,12 @@ test: ## the whole suite: lint, security checks, terraform fmt/init/validate, un
 
 test-jvm-archive: setup ## the class-data-sharing archive the test JVMs map (tests/jvm_options.py; made once per .venv and JDK)
 	$(PY) tests/jvm_options.py
+
+# The project's own modules as bytecode too (the virtualenvs' are compiled as they are installed:
+# make/tools.mk), for a Python that runs with PYTHONDONTWRITEBYTECODE set. A stale file is never
+# used (Python checks it against its source), so this only saves each process compiling them.
+bytecode: setup ## compile the project's modules (every totes process and pytest worker imports them)
+	$(PY) -m compileall -q shared glue_jobs bench tests
 
 clean: ## remove local state (embedded databases, lake, metastore); keeps .venv
 	-test -x $(TOTES) && test -d .local/pg && $(TOTES) db destroy
