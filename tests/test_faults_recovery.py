@@ -33,7 +33,7 @@ from shared.jdbc.sources import SourceUnreachable
 from shared.lake.layout import LakeLayout
 from shared.lake.storage import read_json, run_lock, storage_for
 from shared.local import cli
-from shared.local.workflow import JOBS, JobFailed, local_reader, run_workflow
+from shared.local.workflow import JOBS, JobFailed, LocalReader, run_workflow
 
 pytestmark = pytest.mark.integration
 
@@ -68,16 +68,17 @@ def test_unreachable_databases_fail_in_one_line_and_the_next_run_catches_up(
 
     # 2. ToteSys lost in the middle of the extract: JSON of the tables before, no manifest, no commit.
     calls = []
+    read = LocalReader.__call__
 
-    def flaky_reader(ctx, table):
+    def flaky_reader(reader, ctx, table):
         calls.append(table.name)
         if len(calls) == 4:
             raise SourceUnreachable(
                 f"TOTESYS_URL ({settings.totesys.masked}) is unreachable: connection reset"
             )
-        return local_reader(ctx, table)
+        return read(reader, ctx, table)
 
-    monkeypatch.setattr("shared.local.workflow.local_reader", flaky_reader)
+    monkeypatch.setattr(LocalReader, "__call__", flaky_reader)
     with pytest.raises(JobFailed, match=r"extract failed: TOTESYS_URL .* unreachable"):
         run_workflow(spark, settings, ["extract"])
     monkeypatch.undo()

@@ -24,6 +24,7 @@ import pytest
 
 from shared.config import Settings, parse_pg_url
 from shared.contract.star import FACT_TABLES, FACT_VERSION_KEYS
+from shared.jdbc import sources
 from shared.local import totesys
 from shared.local.workflow import run_workflow
 
@@ -223,14 +224,25 @@ def test_processed_tables_are_queryable_by_name_in_the_catalog(scenario, first_r
 @pytest.fixture(scope="module")
 def second_run(scenario, first_run):
     before = (warehouse_fingerprint(scenario.warehouse_url), lake_listing(scenario.lake))
-    reports = scenario.run()
+    opened: list[str] = []  # the settings of the driver's own JDBC connections (no Spark read runs)
+    connect = sources.jdbc_connection
+
+    def counted(spark, url, *args, **kwargs):
+        opened.append(url.setting)
+        return connect(spark, url, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sources, "jdbc_connection", counted)
+        reports = scenario.run()
     after = (warehouse_fingerprint(scenario.warehouse_url), lake_listing(scenario.lake))
-    return before, after, reports
+    return before, after, reports, opened
 
 
 def test_a_second_run_with_no_change_changes_nothing(second_run) -> None:
-    (wh_before, lake_before), (wh_after, lake_after), reports = second_run
+    (wh_before, lake_before), (wh_after, lake_after), reports, opened = second_run
     assert [r.status for r in reports.values()] == ["SUCCEEDED"] * 3
+    # Two connections to ToteSys: the reachability check and the one all 11 no-change probes share.
+    assert opened.count("TOTESYS_URL") == 2, opened
     assert wh_after == wh_before
     assert lake_after == lake_before
     assert all(s.read == 0 for s in reports["extract"].tables.values())

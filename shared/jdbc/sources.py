@@ -224,28 +224,59 @@ def jdbc_connection(spark: SparkSession, url: PgUrl, timeout_seconds: int | None
     return connection
 
 
+class DriverConnection:
+    """One JDBC connection of the driver's to `url`, opened at its first use and kept until `close()`.
+
+    For a job's many small statements (the extract's no-change probe of each table): a new
+    connection costs PostgreSQL's SCRAM key derivation (4,096 PBKDF2 rounds, which the JDBC driver
+    will not go below) and, in a JVM that has just started, more than the query itself.
+    """
+
+    def __init__(self, spark: SparkSession, url: PgUrl) -> None:
+        self._spark = spark
+        self._url = url
+        self._connection: Any = None
+
+    def get(self) -> Any:
+        if self._connection is None:
+            self._connection = jdbc_connection(self._spark, self._url)
+        return self._connection
+
+    def close(self) -> None:
+        if self._connection is not None:
+            connection, self._connection = self._connection, None
+            connection.close()
+
+
 def source_columns_if_unchanged(
     spark: SparkSession,
     url: PgUrl,
     table: SourceTable,
     bookmark: dict[str, Any],
     lookback: timedelta = timedelta(0),
+    connection: DriverConnection | None = None,
 ) -> list[str] | None:
     """The source table's column names if nothing changed since `bookmark`, else None.
 
-    One query over the driver's JDBC connection, no Spark job: with twenty-minute runs
-    most tables have nothing new most of the time, and a Spark read costs a second or more each.
+    One query over the driver's JDBC connection (`connection`, kept open by the caller, else one
+    opened for it), no Spark job: with twenty-minute runs most tables have nothing new most of the
+    time, and a Spark read costs a second or more each.
     """
-    connection = jdbc_connection(spark, url)
+    own = connection is None
+    probe = DriverConnection(spark, url) if connection is None else connection
     try:
-        statement = connection.createStatement()
-        result = statement.executeQuery(unchanged_probe_sql(table, bookmark, lookback))
-        if result.next():
-            return None
-        meta = result.getMetaData()
-        return [str(meta.getColumnName(i + 1)) for i in range(meta.getColumnCount())]
+        statement = probe.get().createStatement()
+        try:
+            result = statement.executeQuery(unchanged_probe_sql(table, bookmark, lookback))
+            if result.next():
+                return None
+            meta = result.getMetaData()
+            return [str(meta.getColumnName(i + 1)) for i in range(meta.getColumnCount())]
+        finally:
+            statement.close()
     finally:
-        connection.close()
+        if own:
+            probe.close()
 
 
 def read_increment(
@@ -254,8 +285,11 @@ def read_increment(
     table: SourceTable,
     bookmark: dict[str, Any] | None,
     lookback: timedelta = timedelta(0),
+    probe: DriverConnection | None = None,
 ) -> Increment:
     """Rows of `table` changed since `bookmark` (all rows on the first run), persisted.
+
+    `probe`: the driver connection the no-change probe runs on (one per extract run), else its own.
 
     Bookmark = {"last_updated": highest last_updated taken (T), "keys": primary keys taken at
     exactly T, and with a look-back window "window": {last_updated: [primary keys]} for every
@@ -265,7 +299,7 @@ def read_increment(
     """
     windows = backfill_windows(bookmark)
     if bookmark and not windows:
-        columns = source_columns_if_unchanged(spark, url, table, bookmark, lookback)
+        columns = source_columns_if_unchanged(spark, url, table, bookmark, lookback, probe)
         if columns is not None and set(table.column_names) <= {c.lower() for c in columns}:
             # Nothing new: no Spark job at all (a no-change run costs one query per table).
             notes = extra_column_notes(table, columns)

@@ -13,14 +13,14 @@ Called by `totes run` and by the integration tests.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, nullcontext, suppress
 from datetime import timedelta
 
 from pyspark.sql import SparkSession
 
 from shared.config import Settings
 from shared.contract.source import SourceTable
-from shared.jdbc.sources import Increment, check_reachable, read_increment
+from shared.jdbc.sources import DriverConnection, Increment, check_reachable, read_increment
 from shared.jobs import extract
 from shared.lake.layout import LakeLayout
 from shared.lake.storage import run_lock
@@ -35,7 +35,7 @@ from shared.runtime.registry import (
     run_registered,
 )
 
-__all__ = ["JOBS", "JobFailed", "local_reader", "one_line", "redact", "run_job", "run_workflow"]
+__all__ = ["JOBS", "JobFailed", "LocalReader", "one_line", "redact", "run_job", "run_workflow"]
 
 
 class JobFailed(RuntimeError):
@@ -48,21 +48,43 @@ class JobFailed(RuntimeError):
         self.reports = reports
 
 
-def local_reader(ctx: JobContext, table: SourceTable) -> Increment:
-    """The extract's incremental read with emulated Glue bookmarks (see shared/jdbc/sources.py)."""
-    return read_increment(
-        ctx.spark,
-        ctx.settings.require_totesys(),
-        table,
-        ctx.bookmark(extract.transformation_ctx(table.name)),
-        lookback=timedelta(minutes=ctx.settings.lookback_minutes),
-    )
+class LocalReader:
+    """The extract's incremental read with emulated Glue bookmarks (see shared/jdbc/sources.py).
+
+    An `extract.Reader` for one job run: the no-change probes of all its tables share one driver
+    connection to ToteSys, opened at the first probe and closed with the reader (`with`).
+    """
+
+    def __init__(self) -> None:
+        self._probe: DriverConnection | None = None
+
+    def __call__(self, ctx: JobContext, table: SourceTable) -> Increment:
+        url = ctx.settings.require_totesys()
+        if self._probe is None:
+            self._probe = DriverConnection(ctx.spark, url)
+        return read_increment(
+            ctx.spark,
+            url,
+            table,
+            ctx.bookmark(extract.transformation_ctx(table.name)),
+            lookback=timedelta(minutes=ctx.settings.lookback_minutes),
+            probe=self._probe,
+        )
+
+    def __enter__(self) -> LocalReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._probe is not None:
+            with suppress(Exception):  # a connection ToteSys already dropped: nothing left to close
+                self._probe.close()
 
 
 def run_job(name: str, spark: SparkSession, settings: Settings) -> JobReport:
     """Run one registered job to its commit, or record it as FAILED (masked) and raise."""
     job_spec(name)  # an unknown job fails before it writes any state
-    return run_registered(LocalJobContext(name, spark, settings), local_reader)
+    with LocalReader() as reader:
+        return run_registered(LocalJobContext(name, spark, settings), reader)
 
 
 def run_workflow(

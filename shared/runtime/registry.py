@@ -3,7 +3,7 @@ failure is masked.
 
 `totes run`'s in-process workflow (shared/local/workflow.py) and the Glue seam (shared/runtime/glue.py) both look
 a job up here and run it with `run_registered(ctx, reader)`; only the extract's reader differs
-(`shared.local.workflow.local_reader` with the emulated bookmarks, `shared.runtime.glue.GlueReader` with Glue's
+(`shared.local.workflow.LocalReader` with the emulated bookmarks, `shared.runtime.glue.GlueReader` with Glue's
 own). So neither runtime can lose what the other does: the databases checked before a job starts,
 the notes a succeeded job leaves in its run history (e.g. source columns not in the contract), and
 the masking of a failure's one line (the configured passwords, and anything shaped like one).
