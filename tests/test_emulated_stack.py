@@ -1,11 +1,10 @@
 """The whole Terraform stack applied to an emulated AWS account, read back, and its least privilege.
 
-One module fixture (`stack`) starts moto in server mode over TLS with IAM enforced
-(tests/moto_account.py), copies terraform/ into a temporary folder, adds two override files there
-(never into terraform/): the provider's endpoints, and tests/emulated_aws/moto_emulation_override.tf
-(one override per difference between moto and AWS, docs/deploying.md "Tested against an emulated
-AWS account"), builds the artefacts with `make package`, and runs `terraform init`, `plan`, then
-`apply` of the whole stack, signed by an IAM user the emulated account checks.
+One module fixture (`stack`): moto in server mode over TLS with IAM enforced (tests/moto_account.py)
+and `terraform init`, `plan`, then `apply` of the whole stack into it, signed by an IAM user the
+emulated account checks (tests/emulated_stack_support.py, with the two override files it adds to a
+temporary copy of terraform/). When the whole suite runs, that is built ahead by pytest's controller
+while the workers run other tests; run alone, the fixture builds it.
 
 The tests then read the account back with boto3 and assert on the API objects: workflow and
 triggers, jobs and the bytes of their code, the job arguments through the Glue seam, the failure
@@ -22,20 +21,26 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 from botocore.parsers import ResponseParserError
-from moto_account import ACCOUNT_ID, REGION, EmulatedAccount, Keys, emulated_account
+from emulated_stack_support import (
+    APPLY_TIMEOUT_S,
+    EARLY_DIR_ENV,
+    ROOT,
+    TERRAFORM,
+    Stack,
+    applied_stack,
+    load,
+)
+from moto_account import ACCOUNT_ID, REGION, Keys
 
 from shared.config import Settings
 from shared.contract.source import SOURCE_TABLES
@@ -50,33 +55,12 @@ from shared.runtime.glue import (
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[1]
-TF_DIR = ROOT / "terraform"
-EMULATION_OVERRIDE = Path(__file__).resolve().parent / "emulated_aws" / "moto_emulation_override.tf"
 DEPLOYING = ROOT / "docs" / "deploying.md"
-TERRAFORM = shutil.which("terraform")
-TF_TIMEOUT_S = 300
-APPLY_TIMEOUT_S = 300
 
 PREFIX = "totes"  # name_prefix in terraform.tfvars.example
 JOBS = ("extract", "transform", "load")
 SCHEDULE = "cron(0/20 * * * ? *)"
 
-# Every service the stack uses, by the provider's `endpoints` argument names.
-SERVICES = (
-    "athena",
-    "cloudwatch",
-    "ec2",
-    "events",
-    "glue",
-    "iam",
-    "kms",
-    "logs",
-    "s3",
-    "secretsmanager",
-    "sns",
-    "sts",
-)
 
 SECRETS = {
     "totesys": {
@@ -96,161 +80,19 @@ SECRETS = {
 }
 
 
-@dataclass
-class Stack:
-    account: EmulatedAccount
-    folder: Path
-    dist: Path
-    plan: dict[str, Any]
-    state: dict[str, Any]
-    seconds: dict[str, float] = field(default_factory=dict)
-    apply_returncode: int = -1
-    apply_output: str = ""
-
-    @property
-    def outputs(self) -> dict[str, Any]:
-        return {k: v["value"] for k, v in self.state["values"]["outputs"].items()}
-
-    def planned(self) -> list[str]:
-        return sorted(
-            r["address"]
-            for r in self.plan["resource_changes"]
-            if r["mode"] == "managed" and "create" in r["change"]["actions"]
-        )
-
-    def applied(self) -> list[str]:
-        return sorted(
-            r["address"] for r in self.state["values"]["root_module"]["resources"] if r["mode"] == "managed"
-        )
-
-    def data_source(self, address: str) -> dict[str, Any]:
-        for r in self.state["values"]["root_module"]["resources"]:
-            if r["mode"] == "data" and r["address"] == address:
-                return dict(r["values"])
-        raise AssertionError(f"{address} is not in the state")
-
-    def state_resource(self, address: str) -> dict[str, Any]:
-        for r in self.state["values"]["root_module"]["resources"]:
-            if r["mode"] == "managed" and r["address"] == address:
-                return dict(r["values"])
-        raise AssertionError(f"{address} is not in the state")
-
-    def client(self, service: str, keys: Keys | None = None) -> Any:
-        return self.account.client(service, keys)
-
-
-def provider_override(endpoint: str) -> str:
-    lines = "\n".join(f'    {service:<14} = "{endpoint}"' for service in SERVICES)
-    return f"""# Written by tests/test_emulated_stack.py into a temporary copy of terraform/: every service the
-# stack uses goes to the emulated account on 127.0.0.1 (TLS verified against the test's own CA,
-# through SSL_CERT_FILE). Credentials come from the environment: the emulated admin's keys.
-provider "aws" {{
-  s3_use_path_style       = true
-  skip_metadata_api_check = true
-
-  endpoints {{
-{lines}
-  }}
-}}
-"""
-
-
-def run_terraform(args: list[str], cwd: Path, env: dict[str, str]) -> str:
-    assert TERRAFORM is not None
-    result = subprocess.run(
-        [TERRAFORM, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=TF_TIMEOUT_S
-    )
-    assert result.returncode == 0, (
-        f"terraform {' '.join(args)} failed:\n{result.stdout[-6000:]}\n{result.stderr[-6000:]}"
-    )
-    return result.stdout
-
-
-def plugin_dir_flags() -> list[str]:
-    mirror = os.environ.get("TF_PLUGIN_DIR", "/opt/tf-plugins")
-    return [f"-plugin-dir={Path(mirror).resolve()}"] if mirror and Path(mirror).is_dir() else []
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     if TERRAFORM is None:
         pytest.fail("terraform binary not on PATH: make test needs it (it validates and applies the stack)")
-    folder = tmp_path_factory.mktemp("emulated-stack")
-    seconds: dict[str, float] = {}
-    started = time.monotonic()
-    with emulated_account(folder / "account") as account:
-        seconds["server"] = time.monotonic() - started
-        # The layout the stack expects: <module>/../dist holds what `make package` builds.
-        work = folder / "stack" / "terraform"
-        shutil.copytree(
-            TF_DIR,
-            work,
-            ignore=shutil.ignore_patterns(".terraform*", "*.tfstate*", "terraform.tfvars", "*.tfplan"),
-        )
-        dist = folder / "stack" / "dist"
-        subprocess.run(
-            ["make", "--no-print-directory", "package", f"DIST={dist}"],
-            cwd=ROOT,
-            check=True,
-            capture_output=True,
-            timeout=300,
-        )
-        (work / "moto_provider_override.tf").write_text(provider_override(account.endpoint), encoding="utf-8")
-        shutil.copyfile(EMULATION_OVERRIDE, work / EMULATION_OVERRIDE.name)
-        env = account.tool_env() | {"CHECKPOINT_DISABLE": "1", "TF_IN_AUTOMATION": "1", "TF_INPUT": "0"}
-        env.pop("TF_CLI_ARGS", None)
-        t = time.monotonic()
-        run_terraform(["init", "-backend=false", "-input=false", "-no-color", *plugin_dir_flags()], work, env)
-        seconds["init"] = time.monotonic() - t
-        t = time.monotonic()
-        run_terraform(
-            [
-                "plan",
-                "-input=false",
-                "-no-color",
-                "-var-file=terraform.tfvars.example",
-                "-out=emulated.tfplan",
-            ],
-            work,
-            env,
-        )
-        plan = json.loads(run_terraform(["show", "-json", "emulated.tfplan"], work, env))
-        seconds["plan"] = time.monotonic() - t
-        t = time.monotonic()
-        apply_log = folder / "apply.log"
-        with apply_log.open("w", encoding="utf-8") as out:
-            apply = subprocess.Popen(
-                [TERRAFORM, "apply", "-input=false", "-no-color", "-parallelism=20", "emulated.tfplan"],
-                cwd=work,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-            try:
-                apply_returncode = apply.wait(APPLY_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                # A resource moto answers wrongly is retried by the provider until its own timeout:
-                # stop, keep what was created, and let the count say what was not.
-                os.killpg(apply.pid, signal.SIGINT)
-                try:
-                    apply_returncode = apply.wait(60)
-                except subprocess.TimeoutExpired:
-                    os.killpg(apply.pid, signal.SIGKILL)
-                    apply_returncode = apply.wait(10)
-        seconds["apply"] = time.monotonic() - t
-        apply_output = apply_log.read_text(encoding="utf-8")
-        state = json.loads(run_terraform(["show", "-json"], work, env))
-        stack = Stack(account, folder, dist, plan, state, seconds)
-        # The count is reported even when the apply failed; test_every_planned_resource_is_accepted fails then.
-        planned, applied = stack.planned(), set(stack.applied())
-        print(
-            f"\nemulated account accepted {len(applied & set(planned))} of {len(planned)} planned resources "
-            f"(apply exit {apply_returncode}); seconds: "
-            + ", ".join(f"{k} {v:.1f}" for k, v in seconds.items())
-        )
-        stack.apply_returncode, stack.apply_output = apply_returncode, apply_output
-        yield stack
+    early = os.environ.get(EARLY_DIR_ENV)
+    if early:  # being built by the controller since the session started (tests/emulated_stack_support.py)
+        built = load(Path(early), timeout_s=APPLY_TIMEOUT_S + 240)
+        print(f"\n{built.summary()} (built ahead, beside the other tests)")
+        yield built
+        return
+    with applied_stack(tmp_path_factory.mktemp("emulated-stack")) as built:
+        print(f"\n{built.summary()}")
+        yield built
 
 
 # ---------------------------------------------------------------------------------------------

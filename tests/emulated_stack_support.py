@@ -1,0 +1,315 @@
+"""The whole Terraform stack applied to an emulated AWS account: built once, ahead of its tests.
+
+`applied_stack(folder)` starts moto in server mode over TLS with IAM enforced (tests/moto_account.py),
+copies terraform/ into `folder`, adds two override files there (never into terraform/): the
+provider's endpoints, and tests/emulated_aws/moto_emulation_override.tf (one override per difference
+between moto and AWS, docs/deploying.md "Tested against an emulated AWS account"), builds the
+artefacts with `make package`, and runs `terraform init`, `plan`, then `apply` of the whole stack,
+signed by an IAM user the emulated account checks. tests/test_emulated_stack.py reads it back.
+
+The apply takes about a minute of wall time of which the AWS provider spends most waiting: after
+each `aws_s3_bucket_lifecycle_configuration` it polls every 5 s until it has read the same rules ten
+times in a row (10 s + 10 x 5 s, whatever the server), using no CPU. So when the whole suite runs
+(`EarlyStack.wanted`), the pytest process that hands out the tests (xdist's controller, which runs
+none itself) builds the stack in a background thread from the start, and keeps its moto server
+until the session ends; the test module's fixture, in whichever worker runs it, waits for it and
+reads it (`load`): the same account, the same files, over the same loopback endpoint. Run alone,
+the fixture builds it itself, as before.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+import traceback
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from moto_account import EmulatedAccount, Keys, emulated_account
+
+ROOT = Path(__file__).resolve().parents[1]
+TF_DIR = ROOT / "terraform"
+EMULATION_OVERRIDE = Path(__file__).resolve().parent / "emulated_aws" / "moto_emulation_override.tf"
+TERRAFORM = shutil.which("terraform")
+TF_TIMEOUT_S = 300
+APPLY_TIMEOUT_S = 300
+EARLY_DIR_ENV = "TOTES_EMULATED_STACK_DIR"  # set by the controller for its workers
+READY, FAILED = "stack.json", "failed.txt"
+SUITE_FILE = "tests/test_emulated_stack.py"
+
+# Every service the stack uses, by the provider's `endpoints` argument names.
+SERVICES = (
+    "athena",
+    "cloudwatch",
+    "ec2",
+    "events",
+    "glue",
+    "iam",
+    "kms",
+    "logs",
+    "s3",
+    "secretsmanager",
+    "sns",
+    "sts",
+)
+
+
+@dataclass
+class Stack:
+    account: EmulatedAccount
+    folder: Path
+    dist: Path
+    plan: dict[str, Any]
+    state: dict[str, Any]
+    seconds: dict[str, float] = field(default_factory=dict)
+    apply_returncode: int = -1
+    apply_output: str = ""
+
+    @property
+    def outputs(self) -> dict[str, Any]:
+        return {k: v["value"] for k, v in self.state["values"]["outputs"].items()}
+
+    def planned(self) -> list[str]:
+        return sorted(
+            r["address"]
+            for r in self.plan["resource_changes"]
+            if r["mode"] == "managed" and "create" in r["change"]["actions"]
+        )
+
+    def applied(self) -> list[str]:
+        return sorted(
+            r["address"] for r in self.state["values"]["root_module"]["resources"] if r["mode"] == "managed"
+        )
+
+    def data_source(self, address: str) -> dict[str, Any]:
+        for r in self.state["values"]["root_module"]["resources"]:
+            if r["mode"] == "data" and r["address"] == address:
+                return dict(r["values"])
+        raise AssertionError(f"{address} is not in the state")
+
+    def state_resource(self, address: str) -> dict[str, Any]:
+        for r in self.state["values"]["root_module"]["resources"]:
+            if r["mode"] == "managed" and r["address"] == address:
+                return dict(r["values"])
+        raise AssertionError(f"{address} is not in the state")
+
+    def client(self, service: str, keys: Keys | None = None) -> Any:
+        return self.account.client(service, keys)
+
+    def summary(self) -> str:
+        planned, applied = self.planned(), set(self.applied())
+        return (
+            f"emulated account accepted {len(applied & set(planned))} of {len(planned)} planned resources "
+            f"(apply exit {self.apply_returncode}); seconds: "
+            + ", ".join(f"{k} {v:.1f}" for k, v in self.seconds.items())
+        )
+
+
+def provider_override(endpoint: str) -> str:
+    lines = "\n".join(f'    {service:<14} = "{endpoint}"' for service in SERVICES)
+    return f"""# Written by tests/emulated_stack_support.py into a temporary copy of terraform/: every service the
+# stack uses goes to the emulated account on 127.0.0.1 (TLS verified against the test's own CA,
+# through SSL_CERT_FILE). Credentials come from the environment: the emulated admin's keys.
+provider "aws" {{
+  s3_use_path_style       = true
+  skip_metadata_api_check = true
+
+  endpoints {{
+{lines}
+  }}
+}}
+"""
+
+
+def run_terraform(args: list[str], cwd: Path, env: dict[str, str]) -> str:
+    assert TERRAFORM is not None
+    result = subprocess.run(
+        [TERRAFORM, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=TF_TIMEOUT_S
+    )
+    assert result.returncode == 0, (
+        f"terraform {' '.join(args)} failed:\n{result.stdout[-6000:]}\n{result.stderr[-6000:]}"
+    )
+    return result.stdout
+
+
+def plugin_dir_flags() -> list[str]:
+    mirror = os.environ.get("TF_PLUGIN_DIR", "/opt/tf-plugins")
+    return [f"-plugin-dir={Path(mirror).resolve()}"] if mirror and Path(mirror).is_dir() else []
+
+
+def _apply(account: EmulatedAccount, folder: Path, seconds: dict[str, float]) -> Stack:
+    # The layout the stack expects: <module>/../dist holds what `make package` builds.
+    work = folder / "stack" / "terraform"
+    shutil.copytree(
+        TF_DIR,
+        work,
+        ignore=shutil.ignore_patterns(".terraform*", "*.tfstate*", "terraform.tfvars", "*.tfplan"),
+    )
+    dist = folder / "stack" / "dist"
+    subprocess.run(
+        ["make", "--no-print-directory", "package", f"DIST={dist}"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    (work / "moto_provider_override.tf").write_text(provider_override(account.endpoint), encoding="utf-8")
+    shutil.copyfile(EMULATION_OVERRIDE, work / EMULATION_OVERRIDE.name)
+    env = account.tool_env() | {"CHECKPOINT_DISABLE": "1", "TF_IN_AUTOMATION": "1", "TF_INPUT": "0"}
+    env.pop("TF_CLI_ARGS", None)
+    t = time.monotonic()
+    run_terraform(["init", "-backend=false", "-input=false", "-no-color", *plugin_dir_flags()], work, env)
+    seconds["init"] = time.monotonic() - t
+    t = time.monotonic()
+    run_terraform(
+        ["plan", "-input=false", "-no-color", "-var-file=terraform.tfvars.example", "-out=emulated.tfplan"],
+        work,
+        env,
+    )
+    plan = json.loads(run_terraform(["show", "-json", "emulated.tfplan"], work, env))
+    seconds["plan"] = time.monotonic() - t
+    t = time.monotonic()
+    apply_log = folder / "apply.log"
+    with apply_log.open("w", encoding="utf-8") as out:
+        apply = subprocess.Popen(
+            [
+                TERRAFORM or "terraform",
+                "apply",
+                "-input=false",
+                "-no-color",
+                "-parallelism=20",
+                "emulated.tfplan",
+            ],
+            cwd=work,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            apply_returncode = apply.wait(APPLY_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            # A resource moto answers wrongly is retried by the provider until its own timeout:
+            # stop, keep what was created, and let the count say what was not.
+            os.killpg(apply.pid, signal.SIGINT)
+            try:
+                apply_returncode = apply.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(apply.pid, signal.SIGKILL)
+                apply_returncode = apply.wait(10)
+    seconds["apply"] = time.monotonic() - t
+    state = json.loads(run_terraform(["show", "-json"], work, env))
+    # The count is reported even when the apply failed; test_every_planned_resource_is_accepted fails then.
+    return Stack(account, folder, dist, plan, state, seconds, apply_returncode, apply_log.read_text("utf-8"))
+
+
+@contextlib.contextmanager
+def applied_stack(folder: Path) -> Iterator[Stack]:
+    """The emulated account with the whole stack applied; its server stops on exit."""
+    seconds: dict[str, float] = {}
+    started = time.monotonic()
+    with emulated_account(folder / "account") as account:
+        seconds["server"] = time.monotonic() - started
+        yield _apply(account, folder, seconds)
+
+
+# --------------------------------------------------------------------------- built ahead, read by a worker
+
+
+def save(stack: Stack, path: Path) -> None:
+    account = stack.account
+    document = {
+        "account": {
+            "endpoint": account.endpoint,
+            "ca_bundle": str(account.ca_bundle),
+            "admin": asdict(account.admin),
+            "log": str(account.log),
+        },
+        "folder": str(stack.folder),
+        "dist": str(stack.dist),
+        "plan": stack.plan,
+        "state": stack.state,
+        "seconds": stack.seconds,
+        "apply_returncode": stack.apply_returncode,
+        "apply_output": stack.apply_output,
+    }
+    partial = path.with_suffix(".partial")
+    partial.write_text(json.dumps(document), encoding="utf-8")
+    partial.replace(path)  # a reader sees all of it or nothing
+
+
+def load(folder: Path, timeout_s: float) -> Stack:
+    """The stack the controller is building in `folder`, once it is applied (or its error)."""
+    deadline = time.monotonic() + timeout_s
+    while not (folder / READY).exists():
+        if (folder / FAILED).exists():
+            raise AssertionError(
+                "the emulated stack could not be built:\n" + (folder / FAILED).read_text("utf-8")
+            )
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the emulated stack was not built within {timeout_s:.0f} s ({folder})")
+        time.sleep(0.5)
+    document = json.loads((folder / READY).read_text(encoding="utf-8"))
+    a = document["account"]
+    account = EmulatedAccount(a["endpoint"], Path(a["ca_bundle"]), Keys(**a["admin"]), Path(a["log"]))
+    return Stack(
+        account,
+        Path(document["folder"]),
+        Path(document["dist"]),
+        document["plan"],
+        document["state"],
+        document["seconds"],
+        document["apply_returncode"],
+        document["apply_output"],
+    )
+
+
+class EarlyStack:
+    """The stack built in a background thread of the controller, its server kept until `stop()`."""
+
+    def __init__(self) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="totes-emulated-stack-"))
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="emulated-stack", daemon=True)
+
+    @staticmethod
+    def wanted(config: Any) -> bool:
+        """Whether this pytest process should build it ahead: the controller of a parallel run
+        (or a single process) whose selection may include the emulated stack's tests."""
+        if hasattr(config, "workerinput") or TERRAFORM is None:
+            return False
+        if config.option.keyword or "not integration" in (config.option.markexpr or ""):
+            return False  # `make unit`, or a -k selection: the fixture builds it if it runs at all
+        root = Path(config.rootpath).resolve()
+        for arg in config.args or ["."]:
+            target = (Path(config.invocation_params.dir) / arg.split("::", 1)[0]).resolve()
+            if (root / SUITE_FILE).is_relative_to(target):
+                return True
+        return False
+
+    def start(self) -> None:
+        os.environ[EARLY_DIR_ENV] = str(self.folder)  # before xdist starts its workers: they inherit it
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            with applied_stack(self.folder / "build") as stack:
+                save(stack, self.folder / READY)
+                self._stop.wait()
+        except BaseException:
+            (self.folder / FAILED).write_text(traceback.format_exc(), encoding="utf-8")
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=60)
+        os.environ.pop(EARLY_DIR_ENV, None)
+        shutil.rmtree(self.folder, ignore_errors=True)
