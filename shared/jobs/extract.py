@@ -38,6 +38,25 @@ def transformation_ctx(table: str) -> str:
     return f"extract_{table}"
 
 
+def _write(ctx: JobContext, layout: LakeLayout, name: str, increment: Increment) -> int:
+    """Write an increment's rows as this run's JSON of table `name`; how many rows it had."""
+    if increment.rows is None:
+        return 0
+    count = increment.count if increment.count is not None else increment.rows.count()
+    if count:
+        files = max(1, -(-count // ROWS_PER_JSON_FILE))
+        with ctx.phase("json write"):
+            (
+                increment.rows.withColumn("_extract_run_id", F.lit(ctx.run_id))
+                .coalesce(files)
+                .write.mode("errorifexists")  # never overwrite: every run writes new objects
+                .option("timestampFormat", JSON_TIMESTAMP_FORMAT)
+                .option("ignoreNullFields", "false")
+                .json(layout.ingestion_run(name, ctx.run_id))
+            )
+    return count
+
+
 def run(ctx: JobContext, read: Reader) -> Manifest | None:
     """Extract every table's increment; publish a manifest if anything was new; commit bookmarks.
 
@@ -47,35 +66,26 @@ def run(ctx: JobContext, read: Reader) -> Manifest | None:
     layout = LakeLayout.of(ctx.settings)
     counts: dict[str, int] = {}
     notes: list[str] = []
-    for name in EXTRACT_ORDER:
-        table = SOURCE_TABLES[name]
-        # The read is persisted: the fetch from PostgreSQL happens here. Its only shuffle is a
-        # one-row aggregate (high-water mark and count), so one shuffle partition, no AQE stages.
-        with ctx.phase("jdbc read"), small_shuffles(ctx.spark):
-            increment = read(ctx, table)
-        notes.extend(increment.notes)
-        try:
-            rows = increment.rows.withColumn("_extract_run_id", F.lit(ctx.run_id))
-            count = increment.count if increment.count is not None else increment.rows.count()
-            if count:
-                files = max(1, -(-count // ROWS_PER_JSON_FILE))
-                with ctx.phase("json write"):
-                    (
-                        rows.coalesce(files)
-                        .write.mode("errorifexists")  # never overwrite: every run writes new objects
-                        .option("timestampFormat", JSON_TIMESTAMP_FORMAT)
-                        .option("ignoreNullFields", "false")
-                        .json(layout.ingestion_run(name, ctx.run_id))
-                    )
+    # Each read is persisted: the fetch from PostgreSQL happens in the reader. Its only shuffle is
+    # a one-row aggregate (high-water mark and count), and the JSON write has none, so one shuffle
+    # partition and no AQE stages for the whole job (set once: each setting is a py4j call).
+    with small_shuffles(ctx.spark):
+        for name in EXTRACT_ORDER:
+            table = SOURCE_TABLES[name]
+            with ctx.phase("jdbc read"):
+                increment = read(ctx, table)
+            notes.extend(increment.notes)
+            try:
+                count = _write(ctx, layout, name, increment)
+            finally:
+                increment.release()
             counts[name] = count
             ctx.report.table(name).read = count
             ctx.report.table(name).written = count
-        finally:
-            increment.rows.unpersist()
-        if increment.bookmark is not None:
-            ctx.set_bookmark(transformation_ctx(name), increment.bookmark)
-        if count:
-            checkpoint("extract:mid")
+            if increment.bookmark is not None:
+                ctx.set_bookmark(transformation_ctx(name), increment.bookmark)
+            if count:
+                checkpoint("extract:mid")
     manifest = None
     if any(counts.values()):
         manifest = Manifest(ctx.run_id, {t: n for t, n in counts.items() if n}, tuple(notes))
