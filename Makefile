@@ -73,13 +73,12 @@ lint: setup ## ruff over the code, mypy (strict, pyproject.toml) over the job li
 unit: setup ## the fast tests, real Spark included (no PostgreSQL, pipeline, terraform, checkov, moto, make)
 	$(VENV)/bin/pytest -q -m "not integration and not slow"
 
-# What the suite needs is installed in parallel (the virtualenvs and the apt packages), the test
-# JVMs' class-data archive made as soon as .venv is (tests/jvm_options.py: about 30 s of one core,
-# which pytest would otherwise make alone before its workers start, beside the tool installs that
-# are still running), then the checks. tf-check without its checkov step: pytest runs checkov
-# (tests/test_terraform.py), once.
-TEST_TOOLS := setup checkov-env check-env $(CHROMEDRIVER) test-jvm-archive
-TEST_CHECKS := lint check tf-check bytecode
+# What the suite needs is installed in parallel (the virtualenvs and the apt packages), then the
+# checks run beside the test JVMs' class-data archive (tests/jvm_options.py: about 50 s of one
+# core, which pytest would otherwise make alone before its workers start). tf-check without its
+# checkov step: pytest runs checkov (tests/test_terraform.py), once.
+TEST_TOOLS := setup checkov-env check-env $(CHROMEDRIVER)
+TEST_CHECKS := lint check tf-check test-jvm-archive bytecode
 test: ## the whole suite: lint, security checks, terraform fmt/init/validate, unit, real-Spark + real-PostgreSQL integration, infrastructure checks
 	$(MAKE) --no-print-directory -j4 --output-sync=target $(TEST_TOOLS)
 	$(MAKE) --no-print-directory -j4 --output-sync=target $(TEST_CHECKS) TF_CHECK_CHECKOV=
