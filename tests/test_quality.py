@@ -27,6 +27,7 @@ from shared.contract.quality import (
     REASON_COLUMN,
     TABLE_CHECKS,
     ContractError,
+    batch_references,
     check_rows,
     referenced_key_values,
 )
@@ -324,6 +325,42 @@ def test_a_reference_to_more_keys_than_an_in_list_holds_keeps_its_known_keys_dat
     cut = check_rows(SOURCE_TABLES["sales_order"], sales, restricted)
     assert [r[REASON_COLUMN] for r in cut.rejected.collect()] == ["design_id: unknown design 999"]
     assert [r["sales_order_id"] for r in cut.valid.collect()] == [1]
+
+
+def _tallies() -> list:
+    return [
+        F.count(F.lit(1)).alias("read"),
+        F.sum((F.col(REASON_COLUMN) != "").cast("int")).alias("rejected"),
+    ]
+
+
+def test_batch_references_tally_the_batch_in_the_job_that_collects_its_references(spark, monkeypatch):
+    """When every key the batch refers to exists, the tallies of the batch checked without its
+    foreign keys are those of the full check; when one is unknown, or was not looked up (more keys
+    than an IN list holds), `all_found` says the tallies cannot be used."""
+    table = SOURCE_TABLES["sales_order"]
+    known = {"design": keys(spark, "design", [1, 2, 3]), "currency": keys(spark, "currency", [1, 2])}
+    # Row 2 breaks a rule that is not a foreign key (NULL in a NOT NULL column).
+    good = frame(spark, "sales_order", [row("sales_order", sales_order_id=1, design_id=1),
+                                        row("sales_order", sales_order_id=2, design_id=2, units_sold=None)])  # fmt: skip
+    found = batch_references(table, check_rows(table, good).annotated, known, _tallies())
+    assert found.all_found and found.keys["design"] == frozenset({1, 2})
+    full = check_rows(table, good, known).annotated.agg(*_tallies()).first().asDict()
+    assert found.also == full == {"read": 2, "rejected": 1}
+
+    unknown = frame(spark, "sales_order", [row("sales_order", sales_order_id=1, design_id=999)])
+    missing = batch_references(table, check_rows(table, unknown).annotated, known, _tallies())
+    assert not missing.all_found and missing.keys["design"] == frozenset()
+    assert missing.also == {"read": 1, "rejected": 0}  # the full check rejects it: not to be used
+
+    monkeypatch.setattr(quality, "MAX_KEYS_IN_LIST", 1)
+    kept = batch_references(table, check_rows(table, good).annotated, known, _tallies())
+    assert not kept.all_found and kept.keys["design"] is known["design"]
+
+    # No known table referred to: the tallies alone, in one job.
+    alone = batch_references(SOURCE_TABLES["currency"], check_rows(SOURCE_TABLES["currency"],
+                             frame(spark, "currency", [row("currency")])).annotated, {}, _tallies())  # fmt: skip
+    assert alone.all_found and alone.also == {"read": 1, "rejected": 0}
 
 
 def test_every_row_lands_on_exactly_one_side(spark):

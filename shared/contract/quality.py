@@ -12,10 +12,11 @@ so callers that use both should persist the input first.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import reduce
+from typing import Any
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -275,6 +276,21 @@ def check_rows(
     return Checked(valid=valid, rejected=rejected, annotated=flagged)
 
 
+@dataclass(frozen=True)
+class References:
+    """What `batch_references` found in one Spark job over a batch (and one more for the lookups).
+
+    `keys`: `known_keys` cut down as `referenced_key_values` describes; `all_found`: every key the
+    batch's foreign keys refer to was looked up and exists, so no row can be rejected for an
+    unknown key (False when a reference kept its DataFrame: it was not looked up); `also`: the
+    values of the extra aggregates computed in the same job, by alias.
+    """
+
+    keys: dict[str, KnownKeys]
+    all_found: bool
+    also: Mapping[str, Any]
+
+
 def referenced_key_values(
     table: SourceTable, rows: DataFrame, known_keys: Mapping[str, DataFrame]
 ) -> dict[str, KnownKeys]:
@@ -290,20 +306,31 @@ def referenced_key_values(
     shared/runtime/sizing.py); a referenced table the batch refers to more than MAX_KEYS_IN_LIST
     keys of keeps its DataFrame, as do the tables `table` does not refer to.
     """
+    return batch_references(table, rows, known_keys).keys
+
+
+def batch_references(
+    table: SourceTable, rows: DataFrame, known_keys: Mapping[str, DataFrame], also: Sequence[Column] = ()
+) -> References:
+    """`referenced_key_values`, with `also` (aliased aggregates over `rows`) in its first job.
+
+    With `also`, that job runs even when `table` refers to no known table (then `all_found`).
+    """
     restricted: dict[str, KnownKeys] = dict(known_keys)
     columns_by_reference: dict[str, list[str]] = {}
     for column, reference in table.foreign_keys.items():
         if reference in known_keys:
             columns_by_reference.setdefault(reference, []).append(column)
-    if not columns_by_reference:
-        return restricted
+    if not columns_by_reference and not also:
+        return References(restricted, True, {})
     columns = [c for cs in columns_by_reference.values() for c in cs]
-    row = rows.agg(*(F.collect_set(c).alias(c) for c in columns)).first()
-    wanted = {
+    row = rows.agg(*(F.collect_set(c).alias(c) for c in columns), *also).first()
+    extra = {k: v for k, v in (row.asDict() if row else {}).items() if k not in columns}
+    referenced = {
         reference: sorted({int(v) for c in cs for v in (row[c] if row else [])})
         for reference, cs in columns_by_reference.items()
     }
-    wanted = {reference: values for reference, values in wanted.items() if len(values) <= MAX_KEYS_IN_LIST}
+    wanted = {r: values for r, values in referenced.items() if len(values) <= MAX_KEYS_IN_LIST}
     found: dict[str, set[int]] = {reference: set() for reference in wanted}
     lookups = [
         known_keys[reference]
@@ -317,4 +344,5 @@ def referenced_key_values(
         for hit in reduce(DataFrame.unionByName, lookups).distinct().collect():
             found[hit["reference"]].add(int(hit["key"]))
     restricted.update({reference: frozenset(keys) for reference, keys in found.items()})
-    return restricted
+    all_found = len(wanted) == len(referenced) and all(set(wanted[r]) == found[r] for r in wanted)
+    return References(restricted, all_found, extra)

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from shared import transforms as T
-from shared.contract.quality import REASON_COLUMN, check_rows, referenced_key_values
+from shared.contract.quality import REASON_COLUMN, KnownKeys, batch_references, check_rows
 from shared.contract.registry import FACT_OF_SOURCE, LATEST_TABLES, VALIDATION_ORDER
 from shared.contract.source import SOURCE_TABLES
 from shared.jobs.transform.facts import committed_fact
@@ -31,7 +32,7 @@ from shared.runtime.context import JobContext
 from shared.runtime.sizing import SMALL_BATCH_ROWS
 
 # Up to SMALL_BATCH_ROWS new rows of a table (by the extract's manifests), its foreign keys are
-# checked against only the keys it refers to (quality.referenced_key_values): a 20-minute batch then costs
+# checked against only the keys it refers to (quality.batch_references): a 20-minute batch then costs
 # the same whatever the history. Above it (a first load, a catch-up), against the whole key sets, so
 # a big batch's JSON is not parsed twice.
 
@@ -126,21 +127,34 @@ def validate(
             # empty one from Python costs about 0.1 s of py4j); its known keys are the committed ones.
             if runs:
                 rows = read_ingestion(spark, layout, table, runs)
-                keys = referenced_key_values(source, rows, known) if table in small else known
-                checked = check_rows(source, rows, keys)
-                # Persisting the annotated rows lets the counts, the valid side and the rejects share
-                # one parse and one validation: a single Spark action here per table.
-                annotated = persisted.keep(checked.annotated)
                 # A fact source's months (of created_at), which its fact's de-duplication reads, in
                 # the same pass: those of every row read, a superset of the valid rows' (reading a
                 # month more costs a little, never a duplicate).
                 month_set = F.collect_set(F.struct(F.year("created_at"), F.month("created_at")))
-                counts = annotated.agg(
+                tallies = [
                     F.count(F.lit(1)).alias("read"),
                     F.sum((F.col(REASON_COLUMN) != "").cast("int")).alias("rejected"),
                     *([month_set.alias("months")] if table in FACT_OF_SOURCE else []),
-                ).first()
-                assert counts is not None
+                ]
+                counts: Mapping[str, Any] | None = None
+                if table in small:
+                    # One job over the batch checked by every rule but its foreign keys collects
+                    # the keys it refers to and the tallies; one more finds which keys exist. When
+                    # all of them do, no row can fail a foreign key, so those tallies are the
+                    # run's: no third job to count (quality.batch_references).
+                    references = batch_references(source, check_rows(source, rows).annotated, known, tallies)
+                    keys: Mapping[str, KnownKeys] = references.keys
+                    counts = references.also if references.all_found else None
+                else:
+                    keys = known
+                checked = check_rows(source, rows, keys)
+                # Persisting the annotated rows lets the valid side, the rejects and (when a key was
+                # unknown) the counts share one parse and one validation.
+                annotated = persisted.keep(checked.annotated)
+                if counts is None:
+                    tallied = annotated.agg(*tallies).first()
+                    assert tallied is not None  # an aggregate without grouping has one row
+                    counts = tallied.asDict()
                 n_read, n_rejected = counts["read"], counts["rejected"] or 0
                 if table in FACT_OF_SOURCE:
                     months[table] = tuple(sorted((m[0], m[1]) for m in counts["months"] if m[0] is not None))
