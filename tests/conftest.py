@@ -23,7 +23,6 @@ from typing import Any
 import expected_star
 import jvm_options
 import pytest
-from emulated_stack_support import EarlyStack
 from faults_support import Databases, Reference
 
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
@@ -74,23 +73,9 @@ def _mark(items: list[pytest.Item]) -> None:
 REPO = Path(__file__).resolve().parents[1]
 
 
-_EARLY_STACK: list[EarlyStack] = []
-
-
 def pytest_configure(config: pytest.Config) -> None:
     # Before any JVM starts, and once (xdist's workers inherit it): every test JVM's options.
     jvm_options.configure(REPO)
-    # The emulated AWS stack, applied by this process (xdist's controller, which runs no test) in
-    # the background from now on: most of its minute is the AWS provider waiting, and the worker
-    # that runs tests/test_emulated_stack.py then finds it ready (tests/emulated_stack_support.py).
-    if EarlyStack.wanted(config):
-        _EARLY_STACK.append(EarlyStack())
-        _EARLY_STACK[0].start()
-
-
-def pytest_unconfigure(config: pytest.Config) -> None:
-    while _EARLY_STACK:
-        _EARLY_STACK.pop().stop()
 
 
 # --------------------------------------------------------------------------- units of work for xdist
@@ -100,8 +85,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 # scenarios, so they spread over both workers). Units are handed out in collection order, each to
 # the next free worker, and collected longest first (LONGEST_FIRST, measured with `--durations`:
 # README, after the table of make targets), so the short ones fill in at the end and both workers
-# finish together. tests/test_emulated_stack.py is not listed: its stack is built ahead by the
-# controller (pytest_configure), so by the time a worker reaches the file it is ready.
+# finish together.
 # (`--dist loadgroup` with xdist_group marks would say the same, but pytest-xdist 3.8 renames node
 # ids for it in a way pytest 9 no longer sees, and every test then becomes a unit of its own.)
 OWN_UNITS = (
@@ -117,6 +101,7 @@ LONGEST_FIRST = (  # unit names or their beginnings
     "tests/test_faults.py::test_sigkill_before_an_incremental",
     "tests/test_faults.py::test_sigkill_then_next_run_recovers_exactly[transform",
     "tests/test_faults.py::test_sigkill_then_next_run_recovers_exactly[extract",
+    "tests/test_emulated_stack.py",
     "tests/test_bad_data.py",
     "tests/test_faults.py::test_sigkill_then_next_run_recovers_exactly[load",
 )

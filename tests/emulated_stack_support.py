@@ -1,4 +1,4 @@
-"""The whole Terraform stack applied to an emulated AWS account: built once, ahead of its tests.
+"""The whole Terraform stack applied to an emulated AWS account, for tests/test_emulated_stack.py.
 
 `applied_stack(folder)` starts moto in server mode over TLS with IAM enforced (tests/moto_account.py),
 copies terraform/ into `folder`, adds two override files there (never into terraform/): the
@@ -7,14 +7,11 @@ between moto and AWS, docs/deploying.md "Tested against an emulated AWS account"
 artefacts with `make package`, and runs `terraform init`, `plan`, then `apply` of the whole stack,
 signed by an IAM user the emulated account checks. tests/test_emulated_stack.py reads it back.
 
-The apply takes about a minute of wall time of which the AWS provider spends most waiting: after
-each `aws_s3_bucket_lifecycle_configuration` it polls every 5 s until it has read the same rules ten
-times in a row (10 s + 10 x 5 s, whatever the server), using no CPU. So when the whole suite runs
-(`EarlyStack.wanted`), the pytest process that hands out the tests (xdist's controller, which runs
-none itself) builds the stack in a background thread from the start, and keeps its moto server
-until the session ends; the test module's fixture, in whichever worker runs it, waits for it and
-reads it (`load`): the same account, the same files, over the same loopback endpoint. Run alone,
-the fixture builds it itself, as before.
+About a minute of the apply is the AWS provider waiting: after each
+`aws_s3_bucket_lifecycle_configuration` it polls every 5 s until it has read the same rules ten
+times in a row (10 s + 10 x 5 s, whatever the server), using no CPU. Building the stack ahead, in
+pytest's controller from the session's start, was tried (2026-12-03) and measured no faster: while
+one worker waits, the other worker's JVM uses both cores (pytest 500 s ahead, 505 s in the worker).
 """
 
 from __future__ import annotations
@@ -25,12 +22,9 @@ import os
 import shutil
 import signal
 import subprocess
-import tempfile
-import threading
 import time
-import traceback
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,9 +36,6 @@ EMULATION_OVERRIDE = Path(__file__).resolve().parent / "emulated_aws" / "moto_em
 TERRAFORM = shutil.which("terraform")
 TF_TIMEOUT_S = 300
 APPLY_TIMEOUT_S = 300
-EARLY_DIR_ENV = "TOTES_EMULATED_STACK_DIR"  # set by the controller for its workers
-READY, FAILED = "stack.json", "failed.txt"
-SUITE_FILE = "tests/test_emulated_stack.py"
 # Errors moto gives now and then to an apply that succeeds when repeated (seen once each in about ten
 # applies): Glue's CreateConnection answering AlreadyExistsException for the connection it is
 # creating, EC2's RevokeSecurityGroupEgress answering InvalidPermission.NotFound for the default
@@ -240,96 +231,3 @@ def applied_stack(folder: Path) -> Iterator[Stack]:
     with emulated_account(folder / "account") as account:
         seconds["server"] = time.monotonic() - started
         yield _apply(account, folder, seconds)
-
-
-# --------------------------------------------------------------------------- built ahead, read by a worker
-
-
-def save(stack: Stack, path: Path) -> None:
-    account = stack.account
-    document = {
-        "account": {
-            "endpoint": account.endpoint,
-            "ca_bundle": str(account.ca_bundle),
-            "admin": asdict(account.admin),
-            "log": str(account.log),
-        },
-        "folder": str(stack.folder),
-        "dist": str(stack.dist),
-        "plan": stack.plan,
-        "state": stack.state,
-        "seconds": stack.seconds,
-        "apply_returncode": stack.apply_returncode,
-        "apply_output": stack.apply_output,
-    }
-    partial = path.with_suffix(".partial")
-    partial.write_text(json.dumps(document), encoding="utf-8")
-    partial.replace(path)  # a reader sees all of it or nothing
-
-
-def load(folder: Path, timeout_s: float) -> Stack:
-    """The stack the controller is building in `folder`, once it is applied (or its error)."""
-    deadline = time.monotonic() + timeout_s
-    while not (folder / READY).exists():
-        if (folder / FAILED).exists():
-            raise AssertionError(
-                "the emulated stack could not be built:\n" + (folder / FAILED).read_text("utf-8")
-            )
-        if time.monotonic() > deadline:
-            raise AssertionError(f"the emulated stack was not built within {timeout_s:.0f} s ({folder})")
-        time.sleep(0.5)
-    document = json.loads((folder / READY).read_text(encoding="utf-8"))
-    a = document["account"]
-    account = EmulatedAccount(a["endpoint"], Path(a["ca_bundle"]), Keys(**a["admin"]), Path(a["log"]))
-    return Stack(
-        account,
-        Path(document["folder"]),
-        Path(document["dist"]),
-        document["plan"],
-        document["state"],
-        document["seconds"],
-        document["apply_returncode"],
-        document["apply_output"],
-    )
-
-
-class EarlyStack:
-    """The stack built in a background thread of the controller, its server kept until `stop()`."""
-
-    def __init__(self) -> None:
-        self.folder = Path(tempfile.mkdtemp(prefix="totes-emulated-stack-"))
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="emulated-stack", daemon=True)
-
-    @staticmethod
-    def wanted(config: Any) -> bool:
-        """Whether this pytest process should build it ahead: the controller of a parallel run
-        (or a single process) whose selection may include the emulated stack's tests."""
-        if hasattr(config, "workerinput") or TERRAFORM is None:
-            return False
-        if config.option.keyword or "not integration" in (config.option.markexpr or ""):
-            return False  # `make unit`, or a -k selection: the fixture builds it if it runs at all
-        root = Path(config.rootpath).resolve()
-        for arg in config.args or ["."]:
-            target = (Path(config.invocation_params.dir) / arg.split("::", 1)[0]).resolve()
-            if (root / SUITE_FILE).is_relative_to(target):
-                return True
-        return False
-
-    def start(self) -> None:
-        os.environ[EARLY_DIR_ENV] = str(self.folder)  # before xdist starts its workers: they inherit it
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            with applied_stack(self.folder / "build") as stack:
-                save(stack, self.folder / READY)
-                self._stop.wait()
-        except BaseException:
-            (self.folder / FAILED).write_text(traceback.format_exc(), encoding="utf-8")
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=60)
-        os.environ.pop(EARLY_DIR_ENV, None)
-        shutil.rmtree(self.folder, ignore_errors=True)

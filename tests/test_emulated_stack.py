@@ -3,8 +3,7 @@
 One module fixture (`stack`): moto in server mode over TLS with IAM enforced (tests/moto_account.py)
 and `terraform init`, `plan`, then `apply` of the whole stack into it, signed by an IAM user the
 emulated account checks (tests/emulated_stack_support.py, with the two override files it adds to a
-temporary copy of terraform/). When the whole suite runs, that is built ahead by pytest's controller
-while the workers run other tests; run alone, the fixture builds it.
+temporary copy of terraform/).
 
 The tests then read the account back with boto3 and assert on the API objects: workflow and
 triggers, jobs and the bytes of their code, the job arguments through the Glue seam, the failure
@@ -32,13 +31,10 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.parsers import ResponseParserError
 from emulated_stack_support import (
-    APPLY_TIMEOUT_S,
-    EARLY_DIR_ENV,
     ROOT,
     TERRAFORM,
     Stack,
     applied_stack,
-    load,
 )
 from moto_account import ACCOUNT_ID, REGION, Keys
 
@@ -84,12 +80,6 @@ SECRETS = {
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     if TERRAFORM is None:
         pytest.fail("terraform binary not on PATH: make test needs it (it validates and applies the stack)")
-    early = os.environ.get(EARLY_DIR_ENV)
-    if early:  # being built by the controller since the session started (tests/emulated_stack_support.py)
-        built = load(Path(early), timeout_s=APPLY_TIMEOUT_S + 240)
-        print(f"\n{built.summary()} (built ahead, beside the other tests)")
-        yield built
-        return
     with applied_stack(tmp_path_factory.mktemp("emulated-stack")) as built:
         print(f"\n{built.summary()}")
         yield built
