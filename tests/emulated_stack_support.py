@@ -143,6 +143,8 @@ def plugin_dir_flags() -> list[str]:
 
 
 def _apply(account: EmulatedAccount, folder: Path, seconds: dict[str, float]) -> Stack:
+    assert TERRAFORM is not None  # the fixture fails first, naming it
+    apply_command = [TERRAFORM, "apply", "-input=false", "-no-color", "-parallelism=20"]
     # The layout the stack expects: <module>/../dist holds what `make package` builds.
     work = folder / "stack" / "terraform"
     shutil.copytree(
@@ -177,14 +179,7 @@ def _apply(account: EmulatedAccount, folder: Path, seconds: dict[str, float]) ->
     apply_log = folder / "apply.log"
     with apply_log.open("w", encoding="utf-8") as out:
         apply = subprocess.Popen(
-            [
-                TERRAFORM or "terraform",
-                "apply",
-                "-input=false",
-                "-no-color",
-                "-parallelism=20",
-                "emulated.tfplan",
-            ],
+            [*apply_command, "emulated.tfplan"],
             cwd=work,
             env=env,
             stdout=out,
@@ -210,10 +205,13 @@ def _apply(account: EmulatedAccount, folder: Path, seconds: dict[str, float]) ->
         # apply once more from the state it left, and say so in the output the tests show.
         t = time.monotonic()
         again = subprocess.run(
-            [TERRAFORM or "terraform", "apply", "-input=false", "-no-color", "-auto-approve", "-parallelism=20",
-             "-var-file=terraform.tfvars.example"],
-            cwd=work, env=env, capture_output=True, text=True, timeout=APPLY_TIMEOUT_S,
-        )  # fmt: skip
+            [*apply_command, "-auto-approve", "-var-file=terraform.tfvars.example"],
+            cwd=work,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=APPLY_TIMEOUT_S,
+        )
         seconds["apply again"] = time.monotonic() - t
         output += f"\n--- applied again after moto's intermittent {', '.join(known)} ---\n" + again.stdout
         output += again.stderr

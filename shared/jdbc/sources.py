@@ -271,8 +271,7 @@ def source_columns_if_unchanged(
     opened for it), no Spark job: with twenty-minute runs most tables have nothing new most of the
     time, and a Spark read costs a second or more each.
     """
-    own = connection is None
-    probe = DriverConnection(spark, url) if connection is None else connection
+    probe = connection or DriverConnection(spark, url)
     try:
         statement = probe.get().createStatement()
         try:
@@ -284,7 +283,7 @@ def source_columns_if_unchanged(
         finally:
             statement.close()
     finally:
-        if own:
+        if connection is None:  # opened here for this one query
             probe.close()
 
 
