@@ -53,6 +53,7 @@ SLOW_TESTS: dict[str, frozenset[str] | None] = {
             "test_every_reason_of_a_row_is_given_in_contract_order",
             "test_foreign_keys_are_checked_against_the_known_keys",
             "test_a_null_optional_foreign_key_is_not_unknown",
+            "test_resolve_batches_settles_a_change_in_two_jobs_with_the_full_checks_verdicts",
         }
     ),
     "test_transforms.py": frozenset(

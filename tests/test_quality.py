@@ -22,16 +22,11 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
-from shared.contract import quality
-from shared.contract.quality import (
-    REASON_COLUMN,
-    TABLE_CHECKS,
-    ContractError,
-    batch_references,
-    check_rows,
-    referenced_key_values,
-)
+from shared.contract import references
+from shared.contract.quality import REASON_COLUMN, TABLE_CHECKS, ContractError, check_rows
+from shared.contract.references import batch_references, referenced_key_values, resolve_batches
 from shared.contract.source import SOURCE_TABLES, SourceTable
+from shared.runtime.sizing import small_shuffles
 
 
 def ts(text: str) -> datetime:
@@ -311,7 +306,7 @@ def test_known_keys_cut_down_to_the_batch_references_give_the_same_verdicts(spar
 
 def test_a_reference_to_more_keys_than_an_in_list_holds_keeps_its_known_keys_dataframe(spark, monkeypatch):
     # The batch refers to 2 designs and 1 currency; with at most 1 key per IN list, design keeps the join.
-    monkeypatch.setattr(quality, "MAX_KEYS_IN_LIST", 1)
+    monkeypatch.setattr(references, "MAX_KEYS_IN_LIST", 1)
     rows = [
         row("sales_order", sales_order_id=1, design_id=1),
         row("sales_order", sales_order_id=2, design_id=999),
@@ -353,7 +348,7 @@ def test_batch_references_tally_the_batch_in_the_job_that_collects_its_reference
     assert not missing.all_found and missing.keys["design"] == frozenset()
     assert missing.also == {"read": 1, "rejected": 0}  # the full check rejects it: not to be used
 
-    monkeypatch.setattr(quality, "MAX_KEYS_IN_LIST", 1)
+    monkeypatch.setattr(references, "MAX_KEYS_IN_LIST", 1)
     kept = batch_references(table, check_rows(table, good).annotated, known, _tallies())
     assert not kept.all_found and kept.keys["design"] is known["design"]
 
@@ -361,6 +356,83 @@ def test_batch_references_tally_the_batch_in_the_job_that_collects_its_reference
     alone = batch_references(SOURCE_TABLES["currency"], check_rows(SOURCE_TABLES["currency"],
                              frame(spark, "currency", [row("currency")])).annotated, {}, _tallies())  # fmt: skip
     assert alone.all_found and alone.also == {"read": 1, "rejected": 0}
+
+
+def _jobs_of(spark: SparkSession, group: str, action):
+    """What `action()` returns, and the ids of the Spark jobs it ran, as a small batch runs
+    (shared/runtime/sizing.py: AQE off, so each query is one job)."""
+    context = spark.sparkContext
+    context.setJobGroup(group, group)
+    try:
+        with small_shuffles(spark):
+            out = action()
+        return out, list(context.statusTracker().getJobIdsForGroup(group))
+    finally:
+        context.setLocalProperty("spark.jobGroup.id", None)
+
+
+def _tallies_of(table: str) -> list:
+    return [
+        *_tallies(),
+        *([F.collect_set(F.year("created_at")).alias("years")] if table == "payment" else []),
+    ]
+
+
+def test_resolve_batches_settles_a_change_in_two_jobs_with_the_full_checks_verdicts(spark):
+    """A change over four tables, each referring to keys committed before or brought by another
+    batch: two Spark jobs settle all of them, and for each table settled, its check without known
+    keys gives the verdicts and tallies of the full check (known keys = committed + the valid rows
+    of the batches). A batch referring to a row rejected in its own batch, or to an unknown key, is
+    not settled (and neither is a batch referring to an unsettled one)."""
+    committed_ids = {t: [1] for t in ("design", "staff", "counterparty", "address", "currency",
+                                      "sales_order", "transaction", "payment_type")}  # fmt: skip
+    committed = {t: keys(spark, t, ids) for t, ids in committed_ids.items()}  # purchase_order: nothing
+    batches = {
+        "currency": [row("currency", currency_id=3, currency_code="EUR")],
+        "sales_order": [row("sales_order", sales_order_id=6, currency_id=3)],
+        "transaction": [
+            row("transaction", transaction_id=10, sales_order_id=1),  # committed
+            row("transaction", transaction_id=11, sales_order_id=6),  # this change's
+            row("transaction", transaction_id=12, transaction_type="REFUND"),  # rejected: not a FK
+        ],
+        "payment": [row("payment", payment_id=20, transaction_id=11, currency_id=3)],
+    }
+    # The valid ids of every batch by hand, for the full check.
+    valid_ids = {"currency": [3], "sales_order": [6], "transaction": [10, 11], "payment": [20]}
+    full_known = {t: keys(spark, t, committed_ids.get(t, []) + valid_ids.get(t, []))
+                  for t in {*committed_ids, *valid_ids}}  # fmt: skip
+
+    def resolve(tables: dict[str, list[tuple]]):
+        frames = {t: frame(spark, t, r) for t, r in tables.items()}
+        alone = {t: check_rows(SOURCE_TABLES[t], df).annotated.cache() for t, df in frames.items()}
+        return frames, _jobs_of(
+            spark, "resolve_batches", lambda: resolve_batches(alone, committed, _tallies_of)
+        )
+
+    frames, (resolved, jobs) = resolve(batches)
+    assert len(jobs) == 2, jobs
+    assert sorted(resolved) == ["currency", "payment", "sales_order", "transaction"]
+    for table, df in frames.items():
+        source = SOURCE_TABLES[table]
+        full = check_rows(source, df, full_known)
+        alone = check_rows(source, df)
+        for side in ("valid", "rejected") if table in ("transaction", "payment") else ():
+            pk = source.primary_key  # the tables whose references cross batches
+            assert_df_equality(ordered(getattr(alone, side), pk), ordered(getattr(full, side), pk))
+        want = full.annotated.agg(*_tallies_of(table)).first().asDict()
+        assert {k: resolved[table][k] for k in want} == want
+    assert resolved["transaction"]["rejected"] == 1 and resolved["payment"]["years"] == [2024]
+
+    # A payment for the rejected transaction 12 is not settled; one for an unknown transaction
+    # neither; a sales order for an unknown design, and then the transactions of it, neither.
+    _, (resolved, _) = resolve({**batches, "payment": [row("payment", payment_id=21, transaction_id=12)]})
+    assert sorted(resolved) == ["currency", "sales_order", "transaction"]
+    _, (resolved, _) = resolve({**batches, "payment": [row("payment", payment_id=22, transaction_id=999)]})
+    assert "payment" not in resolved
+    _, (resolved, _) = resolve(
+        {**batches, "sales_order": [row("sales_order", sales_order_id=6, design_id=999)]}
+    )
+    assert sorted(resolved) == ["currency"]
 
 
 def test_every_row_lands_on_exactly_one_side(spark):

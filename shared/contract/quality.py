@@ -12,11 +12,9 @@ so callers that use both should persist the input first.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from functools import reduce
-from typing import Any
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -158,14 +156,8 @@ def _known_flag(column: str) -> str:
 
 # Known keys of a referenced table: a DataFrame with its primary-key column (any number of keys, a
 # broadcast join), or the keys themselves (a small batch's references found in the referenced
-# table, see referenced_key_values: an IN list, no join and no Spark job).
+# table, see shared/contract/references.py: an IN list, no join and no Spark job).
 KnownKeys = DataFrame | frozenset[int]
-
-# Up to this many distinct keys of one referenced table that a batch refers to, they are checked as
-# an IN list (referenced_key_values); beyond it, against the known-keys DataFrame (a broadcast
-# join), as a big list costs more to plan than the join costs to run (a first load's 15,836
-# payments refer to as many transactions).
-MAX_KEYS_IN_LIST = 2_000
 
 
 def in_list(column: str, values: Collection[int]) -> Column:
@@ -175,7 +167,7 @@ def in_list(column: str, values: Collection[int]) -> Column:
     return F.expr(f"`{column}` IN ({', '.join(str(int(v)) for v in sorted(values))})")
 
 
-def _key_column(where: str, reference: str, keys: DataFrame) -> str:
+def key_column(where: str, reference: str, keys: DataFrame) -> str:
     """The primary key of `reference`, which its known-keys DataFrame must have as a column."""
     pk = SOURCE_TABLES[reference].primary_key
     if pk not in keys.columns:
@@ -200,7 +192,7 @@ def check_rows(
             lineage columns (kept on both sides) and optionally `_corrupt_record`.
         known_keys: Referenced table name -> DataFrame with one column named like that table's
             primary key, holding every key that exists; or a frozenset of keys, holding at least
-            every existing key that `df` refers to (referenced_key_values). A foreign key whose
+            every existing key that `df` refers to (shared/contract/references.py). A foreign key whose
             table is absent is not checked.
 
     Returns:
@@ -244,13 +236,13 @@ def check_rows(
         elif column.references is not None and column.references in known_keys:
             keys = known_keys[column.references]
             assert isinstance(keys, DataFrame)
-            pk = _key_column(f"{table.name}.{column.name}", column.references, keys)
+            pk = key_column(f"{table.name}.{column.name}", column.references, keys)
             flag = _known_flag(column.name)
             # A left join on the distinct known keys keeps every row exactly once and flags it, so all
             # of a row's reasons land in one place (a semi/anti split would need one branch per
             # combination of foreign keys). A key set is one int column, at most the referenced
             # table's row count (1.6 million transactions at 100x the real volumes; a small batch
-            # passes only the keys it refers to, see referenced_key_values): deduplicated in one partition
+            # passes only the keys it refers to, see shared/contract/references.py): deduplicated in one partition
             # (no shuffle) and broadcast, so the batch itself is never shuffled.
             known = F.broadcast(keys.select(F.col(pk).alias(flag)).coalesce(1).distinct())
             flagged = flagged.join(known, value == F.col(flag), "left")
@@ -274,75 +266,3 @@ def check_rows(
     )
     rejected = flagged.where(F.col(REASON_COLUMN) != "").select(*input_columns, REASON_COLUMN)
     return Checked(valid=valid, rejected=rejected, annotated=flagged)
-
-
-@dataclass(frozen=True)
-class References:
-    """What `batch_references` found in one Spark job over a batch (and one more for the lookups).
-
-    `keys`: `known_keys` cut down as `referenced_key_values` describes; `all_found`: every key the
-    batch's foreign keys refer to was looked up and exists, so no row can be rejected for an
-    unknown key (False when a reference kept its DataFrame: it was not looked up); `also`: the
-    values of the extra aggregates computed in the same job, by alias.
-    """
-
-    keys: dict[str, KnownKeys]
-    all_found: bool
-    also: Mapping[str, Any]
-
-
-def referenced_key_values(
-    table: SourceTable, rows: DataFrame, known_keys: Mapping[str, DataFrame]
-) -> dict[str, KnownKeys]:
-    """`known_keys` cut down to the keys that the foreign keys of `rows` refer to, as the keys themselves.
-
-    `check_rows(table, rows, referenced_key_values(table, rows, known))` gives exactly the verdicts
-    of `check_rows(table, rows, known)`: a key nobody in `rows` refers to cannot change a verdict.
-    It is for a small batch against a big history (20 minutes of payments against 1.6 million
-    transactions), with two Spark jobs whatever the number of foreign keys: one collects the
-    batch's distinct references, one finds which of them exist (each known set filtered by an IN list, which Parquet prunes by
-    its statistics, all in one union). `check_rows` then tests each foreign key against an IN list:
-    no join, no broadcast. Only for a batch whose references fit in the driver (SMALL_BATCH_ROWS,
-    shared/runtime/sizing.py); a referenced table the batch refers to more than MAX_KEYS_IN_LIST
-    keys of keeps its DataFrame, as do the tables `table` does not refer to.
-    """
-    return batch_references(table, rows, known_keys).keys
-
-
-def batch_references(
-    table: SourceTable, rows: DataFrame, known_keys: Mapping[str, DataFrame], also: Sequence[Column] = ()
-) -> References:
-    """`referenced_key_values`, with `also` (aliased aggregates over `rows`) in its first job.
-
-    With `also`, that job runs even when `table` refers to no known table (then `all_found`).
-    """
-    restricted: dict[str, KnownKeys] = dict(known_keys)
-    columns_by_reference: dict[str, list[str]] = {}
-    for column, reference in table.foreign_keys.items():
-        if reference in known_keys:
-            columns_by_reference.setdefault(reference, []).append(column)
-    if not columns_by_reference and not also:
-        return References(restricted, True, {})
-    columns = [c for cs in columns_by_reference.values() for c in cs]
-    row = rows.agg(*(F.collect_set(c).alias(c) for c in columns), *also).first()
-    extra = {k: v for k, v in (row.asDict() if row else {}).items() if k not in columns}
-    referenced = {
-        reference: sorted({int(v) for c in cs for v in (row[c] if row else [])})
-        for reference, cs in columns_by_reference.items()
-    }
-    wanted = {r: values for r, values in referenced.items() if len(values) <= MAX_KEYS_IN_LIST}
-    found: dict[str, set[int]] = {reference: set() for reference in wanted}
-    lookups = [
-        known_keys[reference]
-        .select(F.col(_key_column(table.name, reference, known_keys[reference])).alias("key"))
-        .where(in_list("key", values))
-        .select(F.lit(reference).alias("reference"), "key")
-        for reference, values in wanted.items()
-        if values
-    ]
-    if lookups:
-        for hit in reduce(DataFrame.unionByName, lookups).distinct().collect():
-            found[hit["reference"]].add(int(hit["key"]))
-    restricted.update({reference: frozenset(keys) for reference, keys in found.items()})
-    all_found = len(wanted) == len(referenced) and all(set(wanted[r]) == found[r] for r in wanted)
-    return References(restricted, all_found, extra)

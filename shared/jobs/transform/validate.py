@@ -16,11 +16,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from shared import transforms as T
-from shared.contract.quality import REASON_COLUMN, KnownKeys, batch_references, check_rows
+from shared.contract.quality import REASON_COLUMN, KnownKeys, check_rows
+from shared.contract.references import batch_references, resolve_batches
 from shared.contract.registry import FACT_OF_SOURCE, LATEST_TABLES, VALIDATION_ORDER
 from shared.contract.source import SOURCE_TABLES
 from shared.jobs.transform.facts import committed_fact
@@ -32,7 +33,7 @@ from shared.runtime.context import JobContext
 from shared.runtime.sizing import SMALL_BATCH_ROWS
 
 # Up to SMALL_BATCH_ROWS new rows of a table (by the extract's manifests), its foreign keys are
-# checked against only the keys it refers to (quality.batch_references): a 20-minute batch then costs
+# checked against only the keys it refers to (shared/contract/references.py): a 20-minute batch then costs
 # the same whatever the history. Above it (a first load, a catch-up), against the whole key sets, so
 # a big batch's JSON is not parsed twice.
 
@@ -98,6 +99,21 @@ class Validated:
     months: Mapping[str, tuple[tuple[int, int], ...]]
 
 
+def _tallies(table: str) -> list[Column]:
+    """What validation counts of a table's batch: rows read and rejected, and a fact source's months.
+
+    A fact source's months (year and month of created_at), which its fact's de-duplication reads,
+    are those of every row read, a superset of the valid rows' (reading a month more costs a
+    little, never a duplicate).
+    """
+    month = F.struct(F.year("created_at").alias("year"), F.month("created_at").alias("month"))
+    return [
+        F.count(F.lit(1)).alias("read"),
+        F.sum((F.col(REASON_COLUMN) != "").cast("int")).alias("rejected"),
+        *([F.collect_set(month).alias("months")] if table in FACT_OF_SOURCE else []),
+    ]
+
+
 def validate(
     ctx: JobContext, layout: LakeLayout, state: TransformState, pending: Pending, persisted: Persisted
 ) -> Validated:
@@ -105,59 +121,68 @@ def validate(
 
     Foreign keys are checked against the keys known once the referenced table is validated: a
     dimension source's latest state and this batch's rows, a fact source's processed table and this
-    batch's rows.
+    batch's rows. The small batches (a 20-minute change) are settled together, in two Spark jobs
+    (shared/contract/references.py `resolve_batches`); a batch it leaves, one table at a time.
     """
     spark = ctx.spark
     valid: dict[str, DataFrame] = {}
-    previous: dict[str, DataFrame] = {}
     known: dict[str, DataFrame] = {}
     changed: set[str] = set()
-    small: set[str] = set()
     with_rows: set[str] = set()
     months: dict[str, tuple[tuple[int, int], ...]] = {}
+    small = frozenset(t for t in VALIDATION_ORDER if pending.rows(t) <= SMALL_BATCH_ROWS)
     with ctx.phase("json read + validate"):
+        # A table with no new rows gets no DataFrame (an empty one from Python costs about 0.1 s of
+        # py4j); its known keys are the committed ones.
+        rows: dict[str, DataFrame] = {}
+        for table in VALIDATION_ORDER:
+            runs = sorted(m.run_id for m in pending.manifests if m.rows(table))
+            if runs:
+                rows[table] = read_ingestion(spark, layout, table, runs)
+        previous = {
+            t: read_latest(spark, t, loc) for t in sorted(LATEST_TABLES) if (loc := state.latest.get(t))
+        }
+        facts = {
+            t: df for t, f in FACT_OF_SOURCE.items() if (df := committed_fact(spark, state, f)) is not None
+        }
+        committed = {t: df.select(SOURCE_TABLES[t].primary_key) for t, df in {**previous, **facts}.items()}
+        # The small batches checked by every rule but their foreign keys, persisted: the jobs that
+        # settle them (references.resolve_batches) read each JSON file once, and for every batch
+        # they settle that check is the full one.
+        alone = {t: check_rows(SOURCE_TABLES[t], df) for t, df in rows.items() if t in small}
+        resolved = resolve_batches(
+            {t: persisted.keep(c.annotated) for t, c in alone.items()}, committed, _tallies
+        )
         for table in VALIDATION_ORDER:
             source = SOURCE_TABLES[table]
             pk = source.primary_key
-            runs = sorted(m.run_id for m in pending.manifests if m.rows(table))
             n_read = n_rejected = 0
-            if pending.rows(table) <= SMALL_BATCH_ROWS:
-                small.add(table)
-            # A table with no new rows has no entry in `valid` (no DataFrame is built for it: an
-            # empty one from Python costs about 0.1 s of py4j); its known keys are the committed ones.
-            if runs:
-                rows = read_ingestion(spark, layout, table, runs)
-                # A fact source's months (of created_at), which its fact's de-duplication reads, in
-                # the same pass: those of every row read, a superset of the valid rows' (reading a
-                # month more costs a little, never a duplicate).
-                month_set = F.collect_set(F.struct(F.year("created_at"), F.month("created_at")))
-                tallies = [
-                    F.count(F.lit(1)).alias("read"),
-                    F.sum((F.col(REASON_COLUMN) != "").cast("int")).alias("rejected"),
-                    *([month_set.alias("months")] if table in FACT_OF_SOURCE else []),
-                ]
-                counts: Mapping[str, Any] | None = None
-                if table in small:
-                    # One job over the batch checked by every rule but its foreign keys collects
-                    # the keys it refers to and the tallies; one more finds which keys exist. When
-                    # all of them do, no row can fail a foreign key, so those tallies are the
-                    # run's: no third job to count (quality.batch_references).
-                    references = batch_references(source, check_rows(source, rows).annotated, known, tallies)
-                    keys: Mapping[str, KnownKeys] = references.keys
-                    counts = references.also if references.all_found else None
+            if table in rows:
+                counts: Mapping[str, Any] | None = resolved.get(table)
+                if counts is not None:
+                    checked = alone[table]
                 else:
-                    keys = known
-                checked = check_rows(source, rows, keys)
-                # Persisting the annotated rows lets the valid side, the rejects and (when a key was
-                # unknown) the counts share one parse and one validation.
-                annotated = persisted.keep(checked.annotated)
-                if counts is None:
-                    tallied = annotated.agg(*tallies).first()
-                    assert tallied is not None  # an aggregate without grouping has one row
-                    counts = tallied.asDict()
+                    keys: Mapping[str, KnownKeys] = known
+                    if table in small:
+                        # One job collects the keys the batch refers to (and the tallies of the batch
+                        # checked by every rule but its foreign keys), one finds which keys exist;
+                        # when all of them do, those tallies are the run's.
+                        references = batch_references(source, alone[table].annotated, known, _tallies(table))
+                        keys = references.keys
+                        counts = references.also if references.all_found else None
+                    checked = check_rows(source, rows[table], keys)
+                    # Persisting the annotated rows lets the valid side, the rejects and (when a key
+                    # was unknown) the counts share one parse and one validation.
+                    annotated = persisted.keep(checked.annotated)
+                    if counts is None:
+                        tallied = annotated.agg(*_tallies(table)).first()
+                        assert tallied is not None  # an aggregate without grouping has one row
+                        counts = tallied.asDict()
                 n_read, n_rejected = counts["read"], counts["rejected"] or 0
                 if table in FACT_OF_SOURCE:
-                    months[table] = tuple(sorted((m[0], m[1]) for m in counts["months"] if m[0] is not None))
+                    months[table] = tuple(
+                        sorted((m["year"], m["month"]) for m in counts["months"] if m["year"] is not None)
+                    )
                 valid[table] = checked.valid
                 if n_rejected:
                     (
@@ -171,26 +196,19 @@ def validate(
             ctx.report.table(table).read = n_read
             ctx.report.table(table).quarantined = n_rejected
             ids = valid[table].select(pk) if table in valid else None
+            before = committed.get(table)
             if table in LATEST_TABLES:
-                location = state.latest.get(table)
-                before = read_latest(spark, table, location) if location else None
-                if before is not None:
-                    previous[table] = before
                 if ids is not None and n_read > n_rejected:
                     changed.add(table)
                     # The merged state's keys, without computing the merge: the previous ones and the batch's.
-                    known[table] = ids if before is None else before.select(pk).unionByName(ids)
+                    known[table] = ids if before is None else before.unionByName(ids)
                 elif before is not None:
-                    known[table] = before.select(pk)
-            else:  # fact sources: known ids = ids already in the processed fact table + this batch's
-                fact = FACT_OF_SOURCE.get(table)
-                existing = committed_fact(spark, state, fact) if fact else None
-                if existing is not None:
-                    committed = existing.select(pk)
-                    known[table] = (committed if ids is None else committed.unionByName(ids)).distinct()
-                elif ids is not None:
-                    known[table] = ids
-    return Validated(valid, previous, frozenset(changed), frozenset(small), frozenset(with_rows), months)
+                    known[table] = before
+            elif before is not None:  # fact sources: the ids in the processed fact table + this batch's
+                known[table] = (before if ids is None else before.unionByName(ids)).distinct()
+            elif ids is not None:
+                known[table] = ids
+    return Validated(valid, previous, frozenset(changed), small, frozenset(with_rows), months)
 
 
 @dataclass(frozen=True)
