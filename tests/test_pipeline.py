@@ -25,6 +25,9 @@ import pytest
 from shared.config import Settings, parse_pg_url
 from shared.contract.star import FACT_TABLES, FACT_VERSION_KEYS
 from shared.jdbc import sources
+from shared.lake.documents import Published, read_document
+from shared.lake.layout import LakeLayout
+from shared.lake.storage import storage_for
 from shared.local import totesys
 from shared.local.workflow import run_workflow
 
@@ -303,6 +306,24 @@ def test_changes_add_one_fact_per_new_version_and_update_dimensions_in_place(sce
         "SELECT count(*) FROM fact_payment f LEFT JOIN dim_date d ON d.date_id = f.last_updated_date WHERE d.date_id IS NULL",
     )[0][0]
     assert orphans == 0
+
+
+def test_after_changes_the_catalog_reads_the_rebuilt_dimensions_new_versions(scenario, changed_run) -> None:
+    """A dimension the run rebuilt is moved to its new version in the catalog (with unchanged columns
+    only its location is set, no DESCRIBE first): a query by name sees the renamed department."""
+    spark, db = scenario.spark, scenario.settings.catalog_database
+    layout = LakeLayout.of(scenario.settings)
+    published = read_document(storage_for(layout.processed), layout.published, Published)
+    assert published is not None
+    for dim in ("dim_staff", "dim_transaction"):
+        described = spark.sql(f"DESCRIBE TABLE EXTENDED {db}.{dim}").where("col_name = 'Location'").first()
+        entry = published.tables[dim]
+        assert entry.changed_run == published.run_id  # rebuilt by the last run
+        assert described["data_type"].removeprefix("file:").rstrip("/") == entry.location.rstrip("/")
+    renamed = spark.sql(
+        f"SELECT count(*) AS n FROM {db}.dim_staff WHERE department_name = 'Purchasing & Logistics'"
+    ).first()["n"]
+    assert renamed == 5
 
 
 def test_after_changes_the_warehouse_holds_every_version_and_the_latest_dimensions(

@@ -57,7 +57,8 @@ def register_catalog(
     with the star's columns, and a column the star gained is added to an existing table
     (`ALTER TABLE ... ADD COLUMNS`, the same Spark SQL on the Derby metastore and the Glue Data
     Catalog); older files read it as NULL. With `run_id`, tables this run did not change and whose
-    columns did not change (`reshaped`) are only checked to exist (one metastore call for all).
+    columns did not change (`reshaped`) are only checked to exist (one metastore call for all), and
+    a dimension it rebuilt with unchanged columns only gets its new location (no DESCRIBE).
     """
     spark.sql(f"CREATE DATABASE IF NOT EXISTS `{database}`")
     registered = {row["tableName"] for row in spark.sql(f"SHOW TABLES IN `{database}`").collect()}
@@ -66,7 +67,11 @@ def register_catalog(
             continue  # unchanged by this run and already in the catalog: nothing to do
         qualified = f"`{database}`.`{name}`"
         location = entry.location
-        described = describe_table(spark, database, name)
+        if run_id is not None and entry.kind != "fact" and name in registered and name not in reshaped:
+            # A dimension this run rebuilt with the columns it had: only its location moves.
+            spark.sql(f"ALTER TABLE {qualified} SET LOCATION '{location}'")
+            continue
+        described = describe_table(spark, database, name) if name in registered else None
         current, columns = described if described is not None else (None, [])
         if entry.kind == "fact":
             if current is not None and current.rstrip("/") != _uri(location):
@@ -113,10 +118,8 @@ def _uri(location: str) -> str:
     return location if "://" in location else f"file:{location}"
 
 
-def describe_table(spark: SparkSession, database: str, table: str) -> tuple[str | None, list[str]] | None:
-    """(location, column names) of a catalog table, from one DESCRIBE; None if there is no table."""
-    if not spark.catalog.tableExists(f"{database}.{table}"):
-        return None
+def describe_table(spark: SparkSession, database: str, table: str) -> tuple[str | None, list[str]]:
+    """(location, column names) of a catalog table (that exists), from one DESCRIBE."""
     rows = spark.sql(f"DESCRIBE TABLE EXTENDED `{database}`.`{table}`").collect()
     columns: list[str] = []
     location = None
