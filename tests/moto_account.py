@@ -315,7 +315,14 @@ def _adjust_moto() -> None:
 
     def glue_arn(self: Any) -> str:
         """The most specific resource of a Glue request (AWS checks each of catalog, database, table)."""
-        params = self.parameters or {}
+        # Glue speaks JSON: its parameters are the request body. Read from the body itself, as moto's
+        # own attribute for them changed (GlueResponse.parameters: gone in moto 5.2.6).
+        try:
+            params = json.loads(self.body) if self.body else {}
+        except (TypeError, ValueError):
+            params = {}
+        if not isinstance(params, dict):
+            params = {}
         action = self._get_action()
         prefix = f"arn:aws:glue:{self.region}:{self.current_account}"
         if params.get("JobName"):
