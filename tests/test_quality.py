@@ -532,14 +532,9 @@ def test_every_check_named_in_the_contract_is_implemented():
 def test_check_rows_runs_no_spark_job(spark):
     sales = frame(spark, "sales_order", [row("sales_order")])
     known = {"design": keys(spark, "design", [1])}
-    context = spark.sparkContext
-    group = "test_check_rows_runs_no_spark_job"
-    context.setJobGroup(group, "check_rows must stay lazy")
-    try:
-        check_rows(SOURCE_TABLES["sales_order"], sales, known)
-        jobs = context.statusTracker().getJobIdsForGroup(group)
-    finally:
-        context.setLocalProperty("spark.jobGroup.id", None)  # clears the group
+    _, jobs = _jobs_of(
+        spark, "check_rows must stay lazy", lambda: check_rows(SOURCE_TABLES["sales_order"], sales, known)
+    )
     assert jobs == []
 
 

@@ -188,9 +188,9 @@ def resolve_batches(
     not checked, as `check_rows` does without its keys) or holds every key it refers to, with that
     table's own batch resolved first (so the rows bringing those keys cannot fail a foreign key of
     their own). No row of a resolved table can fail a foreign key: its check without known keys
-    is the full check, its tallies are final. A table not resolved (a key unknown, more keys than
-    an IN list holds, a referenced table not resolved or not in `annotated`) is left to
-    `batch_references`.
+    is the full check (no IN list, however many keys it refers to), its tallies are final. A
+    table not resolved (a key unknown, more committed keys to look up than an IN list holds, a
+    referenced table not resolved or not in `annotated`) is left to `batch_references`.
     """
     summaries = summarise_batches(annotated, tallies)
     wanted: dict[str, set[int]] = {}
@@ -214,7 +214,7 @@ def resolve_batches(
             exists = found.get(reference, frozenset()) | (
                 summaries[reference].ids if has_batch else frozenset()
             )
-            if len(values) > MAX_KEYS_IN_LIST or not values <= exists:
+            if not values <= exists:
                 break
         else:
             resolved[table] = summaries[table].tallies
