@@ -123,6 +123,33 @@ def test_probe_sees_exactly_the_versions_the_bookmark_has_not_taken(spark, fresh
     assert isinstance(datetime.strptime(later.bookmark["last_updated"], "%Y-%m-%d %H:%M:%S.%f"), datetime)
 
 
+@pytest.mark.integration
+def test_the_bookmark_is_the_same_whether_the_keys_come_to_the_driver_or_spark_sums_them(
+    spark, fresh_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shared.jdbc import sources
+
+    totesys.seed_synthetic(fresh_db, scale=0.05)
+    url = parse_pg_url("TOTESYS_URL", fresh_db)
+    table = SOURCE_TABLES["sales_order"]
+    first = read_increment(spark, url, table, None)
+    totesys.simulate(fresh_db, sales_orders=3, purchase_orders=0, edits=2, seed=2)
+    window = timedelta(days=3650)  # every version inside the window
+
+    def reads() -> list[tuple[int | None, dict | None]]:
+        found = []
+        for bookmark, lookback in [(None, timedelta(0)), (first.bookmark, timedelta(0)), (None, window)]:
+            increment = read_increment(spark, url, table, bookmark, lookback=lookback)
+            found.append((increment.count, increment.bookmark))
+            increment.release()
+        return found
+
+    on_the_driver = reads()
+    assert 3 <= on_the_driver[1][0] < on_the_driver[0][0]  # the 3 new orders (and any edits), then all
+    monkeypatch.setattr(sources, "KEYS_TO_DRIVER", 0)
+    assert reads() == on_the_driver
+
+
 @pytest.mark.parametrize(
     ("table", "parallel", "split"),
     [

@@ -287,6 +287,12 @@ def source_columns_if_unchanged(
             probe.close()
 
 
+# An increment of at most this many rows brings its (primary key, last_updated) pairs to the driver
+# in one Spark job, and the high-water mark, the count and the keys at the mark are taken from them;
+# a bigger one is summed up by Spark (an aggregate, then the keys at the mark: two jobs).
+KEYS_TO_DRIVER = 10_000
+
+
 def read_increment(
     spark: SparkSession,
     url: PgUrl,
@@ -331,16 +337,24 @@ def read_increment(
             increment = increment.unionByName(in_windows(rows, windows)).dropDuplicates([pk, "last_updated"])
         rows = increment
     rows = rows.persist()
-    summary = rows.agg(F.max("last_updated").alias("high"), F.count(F.lit(1)).alias("n")).first()
-    high_read = summary["high"] if summary else None
-    count = int(summary["n"]) if summary else 0
+    keys = rows.select(pk, "last_updated").limit(KEYS_TO_DRIVER + 1).collect()
+    if len(keys) <= KEYS_TO_DRIVER:  # all of them: the mark, the count and the recent keys from here
+        high_read = max((row["last_updated"] for row in keys if row["last_updated"] is not None), default=None)
+        count = len(keys)
+    else:
+        summary = rows.agg(F.max("last_updated").alias("high"), F.count(F.lit(1)).alias("n")).first()
+        high_read = summary["high"] if summary else None
+        count = int(summary["n"]) if summary else 0
     if high_read is None:  # nothing read: the bookmark stays, without the backfill windows it read
         done = None if not windows or bookmark is None else without_backfill(bookmark)
         return Increment(rows, done, notes, count=count)
     # The high-water mark never moves backwards (only look-back rows may be new).
     high = high_read if high_before is None else max(high_before, high_read)
     since = high - lookback
-    recent = rows.where(F.col("last_updated") >= F.lit(since)).select(pk, "last_updated").collect()
+    if len(keys) <= KEYS_TO_DRIVER:  # new_bookmark keeps only the versions in [since, high]
+        recent = [row for row in keys if row["last_updated"] is not None]
+    else:
+        recent = rows.where(F.col("last_updated") >= F.lit(since)).select(pk, "last_updated").collect()
     for row in recent:
         taken.setdefault(row["last_updated"], set()).add(row[pk])
     return Increment(rows, new_bookmark(taken, high, since), notes, count=count)
