@@ -339,7 +339,9 @@ def read_increment(
     rows = rows.persist()
     keys = rows.select(pk, "last_updated").limit(KEYS_TO_DRIVER + 1).collect()
     if len(keys) <= KEYS_TO_DRIVER:  # all of them: the mark, the count and the recent keys from here
-        high_read = max((row["last_updated"] for row in keys if row["last_updated"] is not None), default=None)
+        high_read = max(
+            (row["last_updated"] for row in keys if row["last_updated"] is not None), default=None
+        )
         count = len(keys)
     else:
         summary = rows.agg(F.max("last_updated").alias("high"), F.count(F.lit(1)).alias("n")).first()
