@@ -30,7 +30,7 @@ endif
 # PYTEST_PARALLEL= runs the suite in one process.
 PYTEST_PARALLEL ?= -n 2 --dist loadfile --no-loadscope-reorder
 
-.PHONY: help setup chromium run test test-jvm-archive bytecode lint unit bench clean
+.PHONY: help setup chromium run test jvm-archive bytecode lint unit bench clean
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
@@ -74,18 +74,18 @@ unit: setup ## the fast tests, real Spark included (no PostgreSQL, pipeline, ter
 	$(VENV)/bin/pytest -q -m "not integration and not slow"
 
 # What the suite needs is installed in parallel (the virtualenvs and the apt packages), then the
-# checks run beside the test JVMs' class-data archive (tests/jvm_options.py: about 50 s of one
-# core, which pytest would otherwise make alone before its workers start). tf-check without its
+# checks run beside making the JVMs' class-data archive (shared/local/jvm_archive.py: about 50 s of
+# one core, which pytest would otherwise make alone before its workers start). tf-check without its
 # checkov step: pytest runs checkov (tests/test_terraform.py), once.
 TEST_TOOLS := setup checkov-env check-env $(CHROMEDRIVER)
-TEST_CHECKS := lint check tf-check test-jvm-archive bytecode
+TEST_CHECKS := lint check tf-check jvm-archive bytecode
 test: ## the whole suite: lint, security checks, terraform fmt/init/validate, unit, real-Spark + real-PostgreSQL integration, infrastructure checks
 	$(MAKE) --no-print-directory -j4 --output-sync=target $(TEST_TOOLS)
 	$(MAKE) --no-print-directory -j4 --output-sync=target $(TEST_CHECKS) TF_CHECK_CHECKOV=
 	TF_PLUGIN_DIR=$(TF_PLUGIN_DIR) $(VENV)/bin/pytest -q $(PYTEST_PARALLEL)
 
-test-jvm-archive: setup ## the class-data-sharing archive the test JVMs map (tests/jvm_options.py; made once per .venv and JDK)
-	$(PY) tests/jvm_options.py
+jvm-archive: setup ## the class-data archive local Spark JVMs map (shared/local/jvm_archive.py; once per .venv and JDK)
+	$(PY) -m shared.local.jvm_archive
 
 # The project's own modules as bytecode too (the virtualenvs' are compiled as they are installed:
 # make/tools.mk), for a Python that runs with PYTHONDONTWRITEBYTECODE set. A stale file is never

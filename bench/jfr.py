@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     import jvm_options
 
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    jvm_options.configure(ROOT)
+    jvm_options.configure()
     import shared.local.spark as local_spark
     from shared.config import Settings, parse_pg_url
     from shared.local import totesys

@@ -15,7 +15,7 @@ BENCH_ARGS ?=
 
 .PHONY: bench
 
-bench: setup bytecode ## benchmark: full, incremental and no-change runs at scales 1 10 100 vs the COPY floor (about 18 min on 2 cores)
+bench: setup bytecode jvm-archive ## benchmark: full, incremental and no-change runs at scales 1 10 100 vs the COPY floor (about 18 min on 2 cores)
 	BENCH_SCALES="$(BENCH_SCALES)" BENCH_REPEAT=$(BENCH_REPEAT) BENCH_FULL_REPEAT_LARGE=$(BENCH_FULL_REPEAT_LARGE) \
 	  BENCH_LARGE_SCALE=$(BENCH_LARGE_SCALE) \
 	  $(VENV)/bin/python -m bench.run $(BENCH_ARGS)

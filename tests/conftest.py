@@ -76,7 +76,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def pytest_configure(config: pytest.Config) -> None:
     # Before any JVM starts, and once (xdist's workers inherit it): every test JVM's options.
-    jvm_options.configure(REPO)
+    jvm_options.configure()
 
 
 # --------------------------------------------------------------------------- units of work for xdist

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
+from shared.local import jvm_archive
 from shared.runtime.jvm_names import import_hot_classes
 
 DEBIAN_JDBC_JAR = Path("/usr/share/java/postgresql.jar")
@@ -43,10 +44,13 @@ def build_spark(catalog_dir: Path, app_name: str = "totes", shuffle_partitions: 
     java_opts = f"-Duser.timezone=UTC -Dderby.system.home={catalog_dir}"
     if LOG4J2_CONFIG.is_file():
         java_opts += f" -Dlog4j2.configurationFile={LOG4J2_CONFIG.resolve().as_uri()}"
+    driver_opts = java_opts
+    if "Archive" not in os.environ.get("SPARK_SUBMIT_OPTS", ""):  # unless set for this JVM already
+        driver_opts = f"{java_opts} {jvm_archive.java_options()}".strip()
     builder = (
         SparkSession.builder.appName(app_name)
         .master(os.environ.get("TOTES_SPARK_MASTER", "local[2]"))
-        .config("spark.driver.extraJavaOptions", java_opts)
+        .config("spark.driver.extraJavaOptions", driver_opts)
         .config("spark.executor.extraJavaOptions", java_opts)
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.shuffle.partitions", str(shuffle_partitions))
