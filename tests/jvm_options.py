@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 
-from shared.local.jvm_archive import QUIET, archive_path, make_archive
+from shared.local.jvm_archive import archive_path, java_options, make_archive
 
 BASE = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
 
@@ -28,9 +28,6 @@ def configure() -> None:
     """Set SPARK_SUBMIT_OPTS for every JVM started from here (unless it is set already)."""
     if "SPARK_SUBMIT_OPTS" in os.environ:
         return
-    options = BASE
     with contextlib.suppress(Exception):  # no archive: slower JVMs, the same results
-        archive = archive_path()
-        if make_archive(archive):
-            options = f"{BASE} {QUIET} -XX:SharedArchiveFile={archive}"
-    os.environ["SPARK_SUBMIT_OPTS"] = options
+        make_archive(archive_path())
+    os.environ["SPARK_SUBMIT_OPTS"] = f"{BASE} {java_options()}".strip()

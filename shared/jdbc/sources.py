@@ -338,7 +338,8 @@ def read_increment(
         rows = increment
     rows = rows.persist()
     keys = rows.select(pk, "last_updated").limit(KEYS_TO_DRIVER + 1).collect()
-    if len(keys) <= KEYS_TO_DRIVER:  # all of them: the mark, the count and the recent keys from here
+    on_driver = len(keys) <= KEYS_TO_DRIVER  # all of them: the mark, the count and the recent keys from here
+    if on_driver:
         high_read = max(
             (row["last_updated"] for row in keys if row["last_updated"] is not None), default=None
         )
@@ -353,7 +354,7 @@ def read_increment(
     # The high-water mark never moves backwards (only look-back rows may be new).
     high = high_read if high_before is None else max(high_before, high_read)
     since = high - lookback
-    if len(keys) <= KEYS_TO_DRIVER:  # new_bookmark keeps only the versions in [since, high]
+    if on_driver:  # new_bookmark keeps only the versions in [since, high]
         recent = [row for row in keys if row["last_updated"] is not None]
     else:
         recent = rows.where(F.col("last_updated") >= F.lit(since)).select(pk, "last_updated").collect()

@@ -1,6 +1,6 @@
 """The class-data archive local Spark JVMs map instead of loading Spark's classes from its jars.
 
-A local run is short and cold: a JVM that has just started loads and verifies some 6,500 classes
+A local run is short and cold: a JVM that has just started loads and verifies some 6,400 classes
 from Spark's jars before and during its first jobs. Java's class data sharing writes those classes,
 parsed and verified, to an archive once (`-XX:ArchiveClassesAtExit`, as a throwaway session that does
 the kinds of work the jobs do exits), and every later JVM maps it (`-XX:SharedArchiveFile`): about
@@ -129,7 +129,6 @@ def java_options() -> str:
 
 if __name__ == "__main__":  # make jvm-archive
     # No archive means slower JVMs and the same results, never a failed make target.
-    why = "see the make.log beside it"
     try:
         path = archive_path()
         made, why = make_archive(path), f"see {path.parent / 'make.log'}"
