@@ -8,14 +8,17 @@ a small cadence, stopped by SIGTERM while a run is in progress.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
 import threading
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -319,6 +322,39 @@ def test_a_tick_while_another_process_holds_the_lake_is_skipped(fake_totes) -> N
 # --------------------------------------------------------------------------- the real process
 
 
+HOLD_S = 2.0
+
+
+@contextlib.contextmanager
+def slow_refusal(hold_s: float) -> Iterator[int]:
+    """A port on 127.0.0.1 that accepts each connection, says nothing for hold_s, then closes it:
+    a database that is down, but only after a while, so a run takes at least hold_s."""
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.2)
+    stop = threading.Event()
+
+    def hold(conn: socket.socket) -> None:
+        with conn:
+            stop.wait(hold_s)
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            threading.Thread(target=hold, args=(conn,), daemon=True).start()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield server.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join(5)
+        server.close()
+
+
 @pytest.mark.integration
 def test_the_totes_schedule_process_alerts_once_and_stops_on_sigterm(tmp_path, fresh_db) -> None:
     lake = tmp_path / "lake"
@@ -330,7 +366,7 @@ def test_the_totes_schedule_process_alerts_once_and_stops_on_sigterm(tmp_path, f
         text = log_path.read_text(encoding="utf-8") if log_path.exists() else ""
         return [json.loads(line) for line in text.splitlines() if line.strip()]
 
-    with smtp_server(tmp_path) as inbox:
+    with smtp_server(tmp_path) as inbox, slow_refusal(HOLD_S) as port:
         process = subprocess.Popen(
             [
                 sys.executable,
@@ -338,16 +374,18 @@ def test_the_totes_schedule_process_alerts_once_and_stops_on_sigterm(tmp_path, f
                 "shared.local.cli",
                 "schedule",
                 "--every",
-                # 1.5 s: every run (a Python and a JVM start, then the refused connection) spans a
-                # tick however fast the machine (with 3 s, a quiet machine's runs fitted between
-                # ticks), and ticks stay more than a second apart (the log has them to the second)
+                # 1.5 s: every run (a Python and a JVM start, then a connection held HOLD_S = 2 s
+                # before it is refused) spans a tick however fast the machine (a run refused at
+                # once took 1.4 s on a quiet machine once its JVM mapped the class-data archive,
+                # and fitted between ticks), and ticks stay more than a second apart (the log has
+                # them to the second)
                 "0.025",
                 "--timeout",
                 "3",
                 "--lake-root",
                 str(lake),
                 "--totesys-url",
-                "postgresql://etl:hunter2@127.0.0.1:9/totesys",
+                f"postgresql://etl:hunter2@127.0.0.1:{port}/totesys",
                 "--warehouse-url",
                 fresh_db,
                 "--smtp-url",
@@ -395,9 +433,9 @@ def test_the_totes_schedule_process_alerts_once_and_stops_on_sigterm(tmp_path, f
     for entry in log:
         if entry["status"] == "FAILED":
             assert entry["job"] == "extract (not started)"
-            assert entry["reason"].startswith("TOTESYS_URL (postgresql://etl:***@127.0.0.1:9/totesys)")
+            assert entry["reason"].startswith(f"TOTESYS_URL (postgresql://etl:***@127.0.0.1:{port}/totesys)")
     [alert] = received
     assert alert.subject.startswith("totes: extract (not started) failed (run scheduled-")
-    assert "TOTESYS_URL (postgresql://etl:***@127.0.0.1:9/totesys) is unreachable" in alert.body
+    assert f"TOTESYS_URL (postgresql://etl:***@127.0.0.1:{port}/totesys) is unreachable" in alert.body
     assert "hunter2" not in alert.message.as_string()
     assert not list(lake.glob("_state/runs/*.json"))  # no job started: the check comes first
