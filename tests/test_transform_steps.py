@@ -11,9 +11,11 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from test_quality import frame, row
 
 from shared.config import Settings
 from shared.jobs.transform.dimensions import update_dim_date
+from shared.jobs.transform.facts import append_facts
 from shared.jobs.transform.tables import reshaped_tables, star_columns
 from shared.jobs.transform.validate import Pending, pending_work
 from shared.lake.documents import DocumentError, Manifest, TableEntry, TransformState, write_document
@@ -110,3 +112,25 @@ def test_a_load_stages_a_dimensions_changes_only_on_top_of_the_version_they_foll
     entry: TableEntry, loaded: str, expected: str | None
 ) -> None:
     assert entry.changes_after(loaded) == expected
+
+
+@pytest.mark.parametrize("runs", [1, 2])
+def test_a_fact_version_is_appended_once_and_a_month_in_one_file(spark, settings, runs) -> None:
+    """Rows from one extract run hold each version once and are written without a shuffle; from
+    several (a catch-up: the same version read by two runs) they are de-duplicated, and each
+    month written by one task."""
+    layout = LakeLayout.of(settings)
+    first, edited = row("sales_order"), row("sales_order", sales_order_id=2, units_sold=7)
+    batch = frame(spark, "sales_order", [first, edited] * runs)
+    one_run = {"sales_order"} if runs == 1 else set()
+
+    appended = append_facts(
+        context(spark, settings, RUN), layout, {"sales_order": batch}, {"sales_order"}, {}, "", one_run
+    )
+
+    fact = spark.read.parquet(layout.table("fact_sales_order"))
+    assert sorted((r.sales_order_id, r.units_sold) for r in fact.collect()) == [(1, 42972), (2, 7)]
+    assert appended.months == {"fact_sales_order": ((2024, 11),)}
+    month = Path(layout.partition(layout.table("fact_sales_order"), 2024, 11))
+    # No shuffle: a file per task holding the month; after the de-duplication's shuffle, one.
+    assert len(list(month.glob("*.parquet"))) == (batch.rdd.getNumPartitions() if runs == 1 else 1)

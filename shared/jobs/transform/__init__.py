@@ -61,8 +61,9 @@ def run(ctx: JobContext) -> Published | None:
         dimensions = build_dimensions(
             ctx, layout, state, validated.valid, latest.latest, latest.changed, pending.reshaped
         )
+        one_run = {table for table in validated.with_rows if pending.one_run(table)}
         facts = append_facts(
-            ctx, layout, validated.valid, validated.with_rows, validated.months, state.committed_run
+            ctx, layout, validated.valid, validated.with_rows, validated.months, state.committed_run, one_run
         )
         compact(ctx, layout, facts.months, above=COMPACT_ABOVE_FILES)
         tables = {**state.tables, **dimensions.tables, **facts.tables}

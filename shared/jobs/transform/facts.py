@@ -118,12 +118,15 @@ def append_facts(
     with_rows: Collection[str],
     source_months: Mapping[str, Sequence[Month]],
     committed_run: str,
+    one_run: Collection[str],
 ) -> FactsAppended:
     """Build each fact from its source's valid rows and append the versions no committed run wrote.
 
     `with_rows`: the source tables with valid rows this run (a fact whose source has none is not
     touched); `source_months`: per source, the months its batch falls into (validate.py finds them
-    in its one pass). `committed_run` is the transform run that committed the bookmark: versions
+    in its one pass); `one_run`: the sources whose rows all come from one extract run, which holds
+    each version once (it reads a table once, shared/jdbc/sources.py `read_increment`): no
+    de-duplication. `committed_run` is the transform run that committed the bookmark: versions
     in the table with a greater `transform_run_id` were appended by a run that died before its
     commit.
     Per fact, one Spark job writes the batch (and one broadcasts the keys of the months it falls
@@ -138,12 +141,15 @@ def append_facts(
             build = STAR_BUILDS[fact]
             if build.inputs[0] not in with_rows:
                 continue
-            batch = with_partitions(build.build(valid[build.inputs[0]]).dropDuplicates(version_key(fact)))
-            on_disk = existing_partitions(ctx.spark, layout, fact, source_months.get(build.inputs[0], ()))
+            source = build.inputs[0]
+            batch = with_partitions(build.build(valid[source]))
+            if source not in one_run:  # from several extract runs (a catch-up) a version may repeat
+                batch = batch.dropDuplicates(version_key(fact))
+            on_disk = existing_partitions(ctx.spark, layout, fact, source_months.get(source, ()))
             fresh = uncommitted_versions(batch, on_disk, fact, committed_run, ctx.run_id)
             summary = Observation()
             dates = [c for c, dim in FACT_FOREIGN_KEYS[fact].items() if dim == CALENDAR]
-            (
+            appended = (
                 fresh.observe(
                     summary,  # over every version, the adopted ones too: before the filter
                     F.count(F.lit(1)).alias("n"),
@@ -157,11 +163,14 @@ def append_facts(
                 )
                 .where(F.col(ON_DISK_RUN).isNull())  # appended: the versions not in the table yet
                 .drop(ON_DISK_RUN)
-                .repartition(*PARTITION_COLUMNS)
-                .write.mode("append")
-                .partitionBy(*PARTITION_COLUMNS)
-                .parquet(layout.table(fact))
             )
+            if on_disk is not None or source not in one_run:
+                # After a shuffle (the join, the de-duplication) a task holds rows of every month:
+                # one more, by month, writes one file per month.
+                appended = appended.repartition(*PARTITION_COLUMNS)
+            # Else no shuffle at all (a first load): each task writes the few months its rows span,
+            # as the extract wrote them in key order.
+            appended.write.mode("append").partitionBy(*PARTITION_COLUMNS).parquet(layout.table(fact))
             observed = summary.get
             ctx.report.table(fact).written = int(observed["new"] or 0)
             if observed["n"]:  # new versions, or versions adopted from a run that died uncommitted

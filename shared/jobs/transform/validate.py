@@ -56,6 +56,10 @@ class Pending:
         """New rows of `table`, by the manifests."""
         return sum(m.rows(table) for m in self.manifests)
 
+    def one_run(self, table: str) -> bool:
+        """Whether the new rows of `table` come from at most one extract run: each version once."""
+        return sum(1 for m in self.manifests if m.rows(table)) <= 1
+
     @property
     def total_rows(self) -> int:
         """New rows of every table, by the manifests."""
