@@ -13,7 +13,15 @@ import pytest
 
 from shared.config import parse_pg_url
 from shared.contract.star import STAR_SCHEMAS
-from shared.jdbc.warehouse import WarehouseError, apply_load, foreign_keys, migrate_schema, staging_table
+from shared.jdbc.warehouse import (
+    LOAD_ORDER,
+    WarehouseError,
+    apply_load,
+    foreign_keys,
+    migrate_schema,
+    prepare_staging,
+    write_staging,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -34,15 +42,9 @@ def payment(payment_id: int, transaction_id: int = 1) -> tuple:
 
 
 def stage_payments(spark, url, rows: list[tuple]) -> None:
-    (
-        spark.createDataFrame(rows, STAR_SCHEMAS["fact_payment"])
-        .write.format("jdbc")
-        .mode("overwrite")
-        .option("url", url.jdbc_url)
-        .option("dbtable", staging_table("fact_payment"))
-        .options(**url.jdbc_properties)
-        .save()
-    )
+    """As the load stages a fact (shared/jobs/load.py)."""
+    prepare_staging(spark, url, ["fact_payment"])
+    write_staging(spark.createDataFrame(rows, STAR_SCHEMAS["fact_payment"]), url, "fact_payment")
 
 
 def constraints(conninfo: str) -> set[str]:
@@ -80,3 +82,21 @@ def test_a_row_breaking_a_foreign_key_rolls_the_whole_load_back(spark, warehouse
     with psycopg.connect(warehouse.conninfo) as conn:
         assert conn.execute("SELECT count(*) FROM fact_payment").fetchone() == (0,)
     assert constraints(warehouse.conninfo) == {name for name, _ in foreign_keys("fact_payment")}
+
+
+def test_staging_tables_are_unlogged_and_take_what_spark_writes(spark, warehouse) -> None:
+    """Staged rows are written once and read once: no write-ahead log. Staging again truncates."""
+    prepare_staging(spark, warehouse, list(LOAD_ORDER))
+    with psycopg.connect(warehouse.conninfo) as conn:
+        kinds = dict(
+            conn.execute(
+                "SELECT relname, relpersistence FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = 'etl_staging' AND c.relkind = 'r'"
+            ).fetchall()
+        )
+    assert kinds == dict.fromkeys(LOAD_ORDER, "u")
+    stage_payments(spark, warehouse, [payment(1), payment(2)])
+    write_staging(
+        spark.createDataFrame([payment(3)], STAR_SCHEMAS["fact_payment"]), warehouse, "fact_payment"
+    )
+    assert apply_load(spark, warehouse, ["fact_payment"]) == {"fact_payment": 1}  # payment 3 only

@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import BooleanType, DataType, DateType, DecimalType, IntegerType, StringType
 
 from shared import migrations as _migrations
@@ -193,11 +193,49 @@ def transaction(spark: SparkSession, url: PgUrl) -> Iterator[JdbcSession]:
         session.close()
 
 
-def prepare_staging(spark: SparkSession, url: PgUrl) -> None:
-    """The staging schema the load's JDBC writes need before its transaction (migration 0001 also
-    creates it: on a new warehouse the staging comes first)."""
+def staging_ddl(table: str) -> list[str]:
+    """An empty UNLOGGED staging table for `table`, with the columns Spark's JDBC write fills.
+
+    UNLOGGED: staged rows are written once, read once by the load's transaction and dropped, so
+    they need no write-ahead log (a crash loses them, and the load stages again). Types as Spark's
+    JDBC writer binds them (strings as text: the time of day is cast by the apply, `_select_list`).
+    """
+    columns = [
+        f"{_q(f.name)} {'text' if isinstance(f.dataType, StringType) else pg_type(f.name, f.dataType)}"
+        for f in STAR_SCHEMAS[table].fields
+    ]
+    return [
+        f"DROP TABLE IF EXISTS {staging_table(table)}",
+        f"CREATE UNLOGGED TABLE {staging_table(table)} ({', '.join(columns)})",
+    ]
+
+
+def prepare_staging(spark: SparkSession, url: PgUrl, tables: Sequence[str]) -> None:
+    """The staging schema and an empty UNLOGGED table for each of `tables` (`staging_ddl`), before the
+    load's JDBC writes (migration 0001 also creates the schema: on a new warehouse staging comes first)."""
     with transaction(spark, url) as session:
         session.execute(f"CREATE SCHEMA IF NOT EXISTS {_q(STAGING_SCHEMA)}")
+        for table in tables:
+            for statement in staging_ddl(table):
+                session.execute(statement)
+
+
+def write_staging(rows: DataFrame, url: PgUrl, table: str) -> None:
+    """Spark's JDBC write of `rows` into the staging table of `table` that `prepare_staging` made.
+
+    Truncated, not dropped (`truncate`: JDBC `overwrite` would otherwise recreate it, logged), in
+    multi-row INSERTs of 10,000-row batches (`reWriteBatchedInserts`), one connection per task.
+    """
+    (
+        rows.write.format("jdbc")
+        .mode("overwrite")
+        .option("truncate", "true")
+        .option("url", url.jdbc_url + ("&" if "?" in url.jdbc_url else "?") + "reWriteBatchedInserts=true")
+        .option("dbtable", staging_table(table))
+        .option("batchsize", "10000")
+        .options(**url.jdbc_properties)
+        .save()
+    )
 
 
 def migrate_schema(spark: SparkSession, url: PgUrl) -> list[str]:

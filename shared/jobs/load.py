@@ -17,7 +17,7 @@ import sys
 from pyspark.sql import functions as F
 
 from shared.contract.star import FACT_VERSION_KEYS, STAR_SCHEMAS
-from shared.jdbc.warehouse import LOAD_ORDER, JdbcSession, apply_load, prepare_staging, staging_table
+from shared.jdbc.warehouse import LOAD_ORDER, JdbcSession, apply_load, prepare_staging, write_staging
 from shared.jobs.freshness import TableFreshness, freshness_metrics, held_through, measure
 from shared.jobs.transform.tables import LINEAGE_COLUMN, counting, read_processed
 from shared.lake.documents import LoadBookmark, Published, read_document
@@ -42,46 +42,32 @@ def run(ctx: JobContext) -> dict[str, int] | None:
         ctx.commit()
         publish_freshness(ctx, watermark)
         return None
+    # A dimension version that records its changes since a version already loaded is staged by
+    # those changes only; otherwise (first load, missed runs) in full.
+    to_stage = {
+        table: entry.changes_after(watermark) or entry.location
+        for table in LOAD_ORDER
+        if (entry := published.tables.get(table)) is not None and entry.changed_run > watermark
+    }
     with ctx.phase("staging schema"):
-        prepare_staging(spark, warehouse)
+        prepare_staging(spark, warehouse, list(to_stage))
 
-    staged: list[str] = []
     with ctx.phase("stage (jdbc write)"):
-        for table in LOAD_ORDER:
-            entry = published.tables.get(table)
-            if entry is None or entry.changed_run <= watermark:
-                continue
-            # A dimension version that records its changes since a version already loaded is
-            # staged by those changes only; otherwise (first load, missed runs) in full.
-            changes = entry.changes_after(watermark)
+        for table, location in to_stage.items():
             # With the star's schema: a fact's files from before a column was added read it as NULL.
-            rows = read_processed(spark, table, changes or entry.location)
+            rows = read_processed(spark, table, location)
             if table in FACT_VERSION_KEYS:
                 rows = rows.where(
                     (F.col(LINEAGE_COLUMN) > F.lit(watermark))
                     & (F.col(LINEAGE_COLUMN) <= F.lit(published.run_id))
                 )
             rows, staged_rows = counting(rows.select([f.name for f in STAR_SCHEMAS[table].fields]))
-            (
-                rows.write.format("jdbc")
-                .mode("overwrite")
-                .option(
-                    "url",
-                    warehouse.jdbc_url
-                    + ("&" if "?" in warehouse.jdbc_url else "?")
-                    + "reWriteBatchedInserts=true",
-                )
-                .option("dbtable", staging_table(table))
-                .option("batchsize", "10000")
-                .options(**warehouse.jdbc_properties)
-                .save()
-            )
-            staged.append(table)
+            write_staging(rows, warehouse, table)
             ctx.report.table(table).read = staged_rows()
 
     checkpoint("load:before_apply")
     with ctx.phase("apply (one transaction)"):
-        changed = apply_load(spark, warehouse, staged)
+        changed = apply_load(spark, warehouse, list(to_stage))
     checkpoint("load:after_apply")
     for table, count in changed.items():
         ctx.report.table(table).loaded = count
