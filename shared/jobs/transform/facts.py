@@ -164,12 +164,8 @@ def append_facts(
                 .where(F.col(ON_DISK_RUN).isNull())  # appended: the versions not in the table yet
                 .drop(ON_DISK_RUN)
             )
-            if on_disk is not None or source not in one_run:
-                # After a shuffle (the join, the de-duplication) a task holds rows of every month:
-                # one more, by month, writes one file per month.
-                appended = appended.repartition(*PARTITION_COLUMNS)
-            # Else no shuffle at all (a first load): each task writes the few months its rows span,
-            # as the extract wrote them in key order.
+            # One file per month (tests/test_pipeline.py), whatever shuffles ran before.
+            appended = appended.repartition(*PARTITION_COLUMNS)
             appended.write.mode("append").partitionBy(*PARTITION_COLUMNS).parquet(layout.table(fact))
             observed = summary.get
             ctx.report.table(fact).written = int(observed["new"] or 0)
