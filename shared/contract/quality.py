@@ -155,8 +155,9 @@ def _known_flag(column: str) -> str:
 
 
 # Known keys of a referenced table: a DataFrame with its primary-key column (any number of keys: a
-# broadcast join up to BROADCAST_KEYS_BYTES, else a shuffle join), or the keys themselves (a small batch's references found in the referenced
-# table, see shared/contract/references.py: an IN list, no join and no Spark job).
+# broadcast join up to BROADCAST_KEYS_BYTES, else a shuffle join), or the keys themselves (a small
+# batch's references found in the referenced table, see shared/contract/references.py: an IN list,
+# no join and no Spark job).
 KnownKeys = DataFrame | frozenset[int]
 
 

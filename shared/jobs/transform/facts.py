@@ -139,9 +139,9 @@ def append_facts(
     with ctx.phase("facts dedupe + append"):
         for fact in FACTS:
             build = STAR_BUILDS[fact]
-            if build.inputs[0] not in with_rows:
-                continue
             source = build.inputs[0]
+            if source not in with_rows:
+                continue
             batch = with_partitions(build.build(valid[source]))
             if source not in one_run:  # from several extract runs (a catch-up) a version may repeat
                 batch = batch.dropDuplicates(version_key(fact))
@@ -149,7 +149,7 @@ def append_facts(
             fresh = uncommitted_versions(batch, on_disk, fact, committed_run, ctx.run_id)
             summary = Observation()
             dates = [c for c, dim in FACT_FOREIGN_KEYS[fact].items() if dim == CALENDAR]
-            appended = (
+            (
                 fresh.observe(
                     summary,  # over every version, the adopted ones too: before the filter
                     F.count(F.lit(1)).alias("n"),
@@ -163,10 +163,11 @@ def append_facts(
                 )
                 .where(F.col(ON_DISK_RUN).isNull())  # appended: the versions not in the table yet
                 .drop(ON_DISK_RUN)
+                .repartition(*PARTITION_COLUMNS)  # one file per month, whatever shuffles ran before
+                .write.mode("append")
+                .partitionBy(*PARTITION_COLUMNS)
+                .parquet(layout.table(fact))
             )
-            # One file per month (tests/test_pipeline.py), whatever shuffles ran before.
-            appended = appended.repartition(*PARTITION_COLUMNS)
-            appended.write.mode("append").partitionBy(*PARTITION_COLUMNS).parquet(layout.table(fact))
             observed = summary.get
             ctx.report.table(fact).written = int(observed["new"] or 0)
             if observed["n"]:  # new versions, or versions adopted from a run that died uncommitted
